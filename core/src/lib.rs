@@ -1,0 +1,22 @@
+//! Vantage's domain types and pure, deterministic logic. Nothing here does I/O
+//! or reads a clock: time enters as a parameter, so every function can be
+//! tested with a table of cases.
+//!
+//! Modules:
+//! - [`spec`]: what one check is ([`spec::CheckSpec`]): the target parsed from a
+//!   URL (`http`, `https`, `tcp`, `tls`, `dns`), timeouts, redirect policy and
+//!   address-family preference, with validation that names what is wrong.
+//! - [`assert`]: what a check expects of its answer (status codes, body, JSON
+//!   pointer, headers, latency ceilings, certificate lifetime) and the pure
+//!   evaluation of those expectations.
+//! - [`result`]: what one check produced ([`result::CheckResult`]): timing
+//!   phases, the closed set of failure kinds, TLS details, redirect hops.
+//! - [`netguard`]: the SSRF address policy shared by the probe and, later, the
+//!   webhook sender.
+//! - [`clock`]: the one wall-clock abstraction.
+
+pub mod assert;
+pub mod clock;
+pub mod netguard;
+pub mod result;
+pub mod spec;

@@ -1,0 +1,3 @@
+//! The subcommands of `vantage-probe`.
+
+pub mod check;
