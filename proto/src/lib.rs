@@ -1,1 +1,42 @@
-//! placeholder
+//! The Vantage wire protocol (protobuf package `vantage.v1`) and its
+//! conversions to and from the domain types of `vantage-core`.
+//!
+//! The `.proto` files live in `proto/vantage/v1/` and are compiled by
+//! `build.rs` with protox, a pure-Rust protobuf compiler, so no system
+//! `protoc` is needed. Generated types never leave the edge of the system:
+//! conversions live here, one module per message family.
+//!
+//! Modules:
+//! - [`pb`]: the generated code.
+//! - [`check`]: check results (`CheckResult`, phases, errors, TLS details).
+
+pub mod check;
+
+/// Generated protobuf and tonic code for package `vantage.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("vantage.v1");
+}
+
+/// A wire message that cannot become a domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// A required field is missing or unspecified.
+    #[error("{message}: field {field} is missing or unspecified")]
+    Missing {
+        /// The message type.
+        message: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// A field holds a value outside its domain.
+    #[error("{message}: field {field} is invalid: {reason}")]
+    Invalid {
+        /// The message type.
+        message: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}

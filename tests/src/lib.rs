@@ -1,0 +1,38 @@
+//! The Vantage integration-test harness: fault-injecting servers that the
+//! check engine's tests aim at, all on loopback, all stopped by `Drop`.
+//!
+//! It owns everything a test needs on the *other* side of a check, so the
+//! engine's tests can assert exact timing phases and error kinds without the
+//! network:
+//!
+//! - [`pki`] — a throw-away CA and leaf certificates (valid, expired, wrong
+//!   host, self-signed) and rustls configurations for them.
+//! - [`http_target`] — an HTTP/1.1 server on raw TCP (optionally TLS, and
+//!   HTTP/2 by ALPN) whose responses are chosen per request by the query
+//!   string: delayed headers, dripped bodies, resets, hangs, redirects,
+//!   truncated, malformed and endless responses.
+//! - [`dns_target`] — a UDP and TCP DNS server answering from an in-memory
+//!   zone, with per-name delays and SERVFAIL.
+//! - [`blackhole`] — a TCP address whose connects never complete, and an
+//!   address whose connects are refused.
+//!
+//! Architecture invariant: test traffic goes only to loopback addresses, and
+//! this crate does not depend on `vantage-probe` or `vantage-core` (the probe
+//! crate dev-depends on it).
+//!
+//! Servers are started by plain (non-`async`) constructors that must be
+//! called from within a Tokio runtime, such as a `#[tokio::test]`.
+
+#![forbid(unsafe_code)]
+
+pub mod blackhole;
+pub mod dns_target;
+pub mod http_target;
+pub mod pki;
+
+mod tasks;
+
+pub use blackhole::{refused_addr, Blackhole};
+pub use dns_target::{DnsTarget, DnsZone};
+pub use http_target::{HttpTarget, TargetOptions};
+pub use pki::{Leaf, TestPki};
