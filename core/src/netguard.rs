@@ -52,12 +52,69 @@ pub fn classify(ip: IpAddr) -> Option<Forbidden> {
     }
 }
 
-/// `Ok(())` when a check may connect to `ip` under `allow_private`, otherwise
-/// the reason it is refused.
-pub fn check(ip: IpAddr, allow_private: bool) -> Result<(), Forbidden> {
+/// An IP network in CIDR notation, e.g. `10.1.0.0/16` or `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/PREFIX`, or a bare address (a single host).
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let network: IpAddr = addr.trim().parse().map_err(|_| format!("{text:?} is not ADDR/PREFIX"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{text:?}: prefix must be 0-{max}"))?
+        };
+        Ok(Cidr { network, prefix })
+    }
+
+    /// Whether `ip` is inside the network. IPv4-mapped IPv6 addresses match
+    /// IPv4 networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let (bytes, bits) = (prefix as usize / 8, prefix % 8);
+    a[..bytes] == b[..bytes] && (bits == 0 || (a[bytes] ^ b[bytes]) >> (8 - bits) == 0)
+}
+
+/// What the guard lets through besides public addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Lift the guard entirely.
+    pub allow_private: bool,
+    /// Networks allowed even though the guard would refuse them.
+    pub allow: Vec<Cidr>,
+}
+
+/// `Ok(())` when a check may connect to `ip` under `policy`, otherwise the
+/// reason it is refused.
+pub fn check(ip: IpAddr, policy: &Policy) -> Result<(), Forbidden> {
     match classify(ip) {
-        Some(reason) if !allow_private => Err(reason),
-        _ => Ok(()),
+        Some(_) if policy.allow_private || policy.allow.iter().any(|c| c.contains(ip)) => Ok(()),
+        Some(reason) => Err(reason),
+        None => Ok(()),
     }
 }
 
@@ -152,10 +209,41 @@ mod tests {
 
     #[test]
     fn allow_private_lifts_every_refusal() {
+        let open = Policy { allow_private: true, ..Default::default() };
         for ip in ["127.0.0.1", "::1", "10.0.0.1", "169.254.169.254", "::ffff:127.0.0.1"] {
             let ip: IpAddr = ip.parse().unwrap();
-            assert!(check(ip, false).is_err(), "{ip} refused by default");
-            assert!(check(ip, true).is_ok(), "{ip} allowed with allow_private");
+            assert!(check(ip, &Policy::default()).is_err(), "{ip} refused by default");
+            assert!(check(ip, &open).is_ok(), "{ip} allowed with allow_private");
         }
+    }
+
+    #[test]
+    fn allowed_networks_lift_only_themselves() {
+        let policy = Policy { allow_private: false, allow: vec![Cidr::parse("127.0.0.1").unwrap(), Cidr::parse("10.1.0.0/16").unwrap()] };
+        let cases = [
+            ("127.0.0.1", true),
+            ("::ffff:127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("::1", false),
+            ("10.1.200.3", true),
+            ("10.2.0.1", false),
+            ("169.254.169.254", false),
+            ("93.184.216.34", true),
+        ];
+        for (ip, allowed) in cases {
+            assert_eq!(check(ip.parse().unwrap(), &policy).is_ok(), allowed, "{ip}");
+        }
+    }
+
+    #[test]
+    fn cidrs_parse_and_match_prefixes() {
+        let c = Cidr::parse("fd00::/8").unwrap();
+        assert!(c.contains("fdab::1".parse().unwrap()));
+        assert!(!c.contains("fc00::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/12").unwrap().contains("10.15.255.255".parse().unwrap()));
+        assert!(!Cidr::parse("10.0.0.0/12").unwrap().contains("10.16.0.0".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert_eq!(Cidr::parse("10.0.0.0/33").unwrap_err(), "\"10.0.0.0/33\": prefix must be 0-32");
+        assert!(Cidr::parse("nope/8").is_err());
     }
 }

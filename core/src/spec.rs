@@ -258,8 +258,8 @@ pub struct CheckSpec {
     pub max_body_bytes: u64,
     /// Address family preference.
     pub family: AddressFamily,
-    /// Lift the SSRF guard (loopback, private and link-local targets).
-    pub allow_private: bool,
+    /// What the SSRF guard lets through besides public addresses.
+    pub guard: crate::netguard::Policy,
     /// Verify the server's certificate (on by default). When off, the
     /// certificate is still reported.
     pub tls_verify: bool,
@@ -279,7 +279,7 @@ impl CheckSpec {
             follow_redirects: 0,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             family: AddressFamily::default(),
-            allow_private: false,
+            guard: crate::netguard::Policy::default(),
             tls_verify: true,
             assertions: Assertions::default(),
         })

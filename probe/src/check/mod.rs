@@ -181,7 +181,7 @@ impl Ctx<'_> {
                 resolved?
             }
         };
-        let allowed = guard(host, &ips, self.spec.allow_private)?;
+        let allowed = guard(host, &ips, &self.spec.guard)?;
         let start = Instant::now();
         let connected = self
             .deadlines
@@ -284,12 +284,12 @@ impl Ctx<'_> {
 }
 
 /// The addresses the SSRF guard lets through, or `blocked` when none.
-fn guard(host: &Host, ips: &[IpAddr], allow_private: bool) -> Result<Vec<IpAddr>, CheckError> {
+fn guard(host: &Host, ips: &[IpAddr], policy: &netguard::Policy) -> Result<Vec<IpAddr>, CheckError> {
     let mut refused = None;
     let allowed: Vec<IpAddr> = ips
         .iter()
         .copied()
-        .filter(|ip| match netguard::check(*ip, allow_private) {
+        .filter(|ip| match netguard::check(*ip, policy) {
             Ok(()) => true,
             Err(reason) => {
                 refused.get_or_insert((*ip, reason));
@@ -305,7 +305,7 @@ fn guard(host: &Host, ips: &[IpAddr], allow_private: bool) -> Result<Vec<IpAddr>
             };
             Err(CheckError::new(
                 ErrorKind::Blocked,
-                format!("{what}; refused by the SSRF guard (--allow-private allows it)"),
+                format!("{what}; refused by the SSRF guard (--allow-private or --allow-cidr allows it)"),
             ))
         }
         _ => Ok(allowed),

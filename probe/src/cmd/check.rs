@@ -14,6 +14,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use tokio::task::JoinSet;
 use vantage_core::assert::{HeaderAssertion, JsonAssertion, Pattern, StatusSet};
+use vantage_core::netguard::{Cidr, Policy};
 use vantage_core::result::{duration_ms, CheckResult, Phase};
 use vantage_core::spec::{AddressFamily, CheckSpec};
 
@@ -58,6 +59,10 @@ pub struct CheckArgs {
     /// addresses (refused by default: SSRF guard).
     #[arg(long)]
     pub allow_private: bool,
+    /// Allow targets in this network although the SSRF guard would refuse
+    /// them, e.g. 10.1.0.0/16 or 127.0.0.1 (repeatable).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow_cidr: Vec<Cidr>,
     /// Follow up to N redirects (default: none); phases are summed over
     /// hops and each hop is reported.
     #[arg(long, short = 'L', default_value_t = 0, value_name = "N")]
@@ -154,7 +159,7 @@ pub fn specs(args: &CheckArgs) -> anyhow::Result<Vec<CheckSpec>> {
     }
     template.follow_redirects = args.follow_redirects;
     template.max_body_bytes = args.max_body;
-    template.allow_private = args.allow_private;
+    template.guard = Policy { allow_private: args.allow_private, allow: args.allow_cidr.clone() };
     template.tls_verify = !args.insecure;
     template.family = match (args.ipv4, args.ipv6, args.prefer_ipv6) {
         (true, _, _) => AddressFamily::Ipv4,
@@ -318,6 +323,10 @@ fn read_url_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 500ms, 1m)"))
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    Cidr::parse(s)
 }
 
 fn parse_phase_timeout(s: &str) -> Result<(Phase, Duration), String> {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, installing what they need first.
+#
+#   scripts/test.sh            format check, clippy, all tests
+#
+# Under CI=true a missing tool is installed or the run fails loudly; it never
+# silently skips. Tests send traffic only to loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests need (none yet for the check engine; later suites
+# add prometheus, influxdb, chromium, iproute2 ...).
+APT_PACKAGES=()
+
+say() { printf '\n==> %s\n' "$*"; }
+
+install_apt_packages() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+    echo "missing Debian packages: ${missing[*]} (install them: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  say "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+}
+
+install_apt_packages
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  if [ "${CI:-}" = "true" ]; then
+    say "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+  else
+    echo "cargo-nextest not found; falling back to 'cargo test' (install it: cargo install cargo-nextest --locked)" >&2
+  fi
+fi
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doc tests.
+  cargo test --workspace --doc --locked
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
