@@ -68,7 +68,12 @@ impl Cidr {
         let prefix = if prefix.is_empty() {
             max
         } else {
-            prefix.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{text:?}: prefix must be 0-{max}"))?
+            prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: prefix must be 0-{max}"))?
         };
         Ok(Cidr { network, prefix })
     }
@@ -219,7 +224,10 @@ mod tests {
 
     #[test]
     fn allowed_networks_lift_only_themselves() {
-        let policy = Policy { allow_private: false, allow: vec![Cidr::parse("127.0.0.1").unwrap(), Cidr::parse("10.1.0.0/16").unwrap()] };
+        let policy = Policy {
+            allow_private: false,
+            allow: vec![Cidr::parse("127.0.0.1").unwrap(), Cidr::parse("10.1.0.0/16").unwrap()],
+        };
         let cases = [
             ("127.0.0.1", true),
             ("::ffff:127.0.0.1", true),

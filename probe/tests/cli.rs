@@ -103,7 +103,8 @@ async fn file_of_urls_runs_concurrently_and_streams_results() {
     text.push_str(&target.url("/?status=500"));
     std::fs::write(&file, text).unwrap();
     let started = std::time::Instant::now();
-    let out = probe(&["check", "--json", "--allow-private", "-c", "4", "--file", file.to_str().unwrap()]).await;
+    let out =
+        probe(&["check", "--json", "--allow-private", "-c", "4", "--file", file.to_str().unwrap()]).await;
     let elapsed = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "one URL fails");
     let lines = json_lines(&out);
@@ -118,10 +119,28 @@ async fn file_of_urls_runs_concurrently_and_streams_results() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn human_output_shows_every_phase_with_a_bar() {
     let target = HttpTarget::start(TargetOptions::default()).unwrap();
-    let out = probe(&["check", "--allow-private", &target.url("/?headers_delay_ms=50"), &target.url("/?status=404")]).await;
+    let out = probe(&[
+        "check",
+        "--allow-private",
+        &target.url("/?headers_delay_ms=50"),
+        &target.url("/?status=404"),
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["ok   http://", "FAIL http://", "    dns ", "    connect ", "    tls ", "    ttfb ", "█", "    transfer ", "    total ", "error    http_status: status 404", "2 checks: 1 passed, 1 failed"] {
+    for needle in [
+        "ok   http://",
+        "FAIL http://",
+        "    dns ",
+        "    connect ",
+        "    tls ",
+        "    ttfb ",
+        "█",
+        "    transfer ",
+        "    total ",
+        "error    http_status: status 404",
+        "2 checks: 1 passed, 1 failed",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
@@ -130,7 +149,13 @@ async fn human_output_shows_every_phase_with_a_bar() {
 fn help_teaches_phases_and_exit_codes() {
     let out = Command::new(BIN).args(["check", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["time_starttransfer - time_pretransfer", "Exit status: 0", "--allow-private", "--follow-redirects", "Examples:"] {
+    for needle in [
+        "time_starttransfer - time_pretransfer",
+        "Exit status: 0",
+        "--allow-private",
+        "--follow-redirects",
+        "Examples:",
+    ] {
         assert!(text.contains(needle), "--help lacks {needle:?}");
     }
 }

@@ -56,28 +56,13 @@ impl From<&pb::Phases> for core::Phases {
     }
 }
 
-impl From<CheckKind> for pb::CheckKind {
-    fn from(k: CheckKind) -> Self {
-        match k {
-            CheckKind::Http => pb::CheckKind::Http,
-            CheckKind::Https => pb::CheckKind::Https,
-            CheckKind::Tcp => pb::CheckKind::Tcp,
-            CheckKind::Tls => pb::CheckKind::Tls,
-            CheckKind::Dns => pb::CheckKind::Dns,
-        }
-    }
-}
-
-fn kind_from_pb(k: pb::CheckKind) -> Option<CheckKind> {
-    Some(match k {
-        pb::CheckKind::Unspecified => return None,
-        pb::CheckKind::Http => CheckKind::Http,
-        pb::CheckKind::Https => CheckKind::Https,
-        pb::CheckKind::Tcp => CheckKind::Tcp,
-        pb::CheckKind::Tls => CheckKind::Tls,
-        pb::CheckKind::Dns => CheckKind::Dns,
-    })
-}
+const CHECK_KINDS: [(CheckKind, pb::CheckKind); 5] = [
+    (CheckKind::Http, pb::CheckKind::Http),
+    (CheckKind::Https, pb::CheckKind::Https),
+    (CheckKind::Tcp, pb::CheckKind::Tcp),
+    (CheckKind::Tls, pb::CheckKind::Tls),
+    (CheckKind::Dns, pb::CheckKind::Dns),
+];
 
 const ERROR_KINDS: [(core::ErrorKind, pb::ErrorKind); 10] = [
     (core::ErrorKind::Dns, pb::ErrorKind::Dns),
@@ -198,7 +183,7 @@ impl From<&core::CheckResult> for pb::CheckResult {
     fn from(r: &core::CheckResult) -> Self {
         pb::CheckResult {
             url: r.url.clone(),
-            kind: pb::CheckKind::from(r.kind) as i32,
+            kind: to_pb(&CHECK_KINDS, r.kind) as i32,
             ok: r.ok,
             error: r.error.as_ref().map(Into::into),
             status_code: r.status_code.map(u32::from),
@@ -227,7 +212,8 @@ impl TryFrom<&pb::CheckResult> for core::CheckResult {
     type Error = ConvertError;
 
     fn try_from(r: &pb::CheckResult) -> Result<Self, ConvertError> {
-        let kind = kind_from_pb(r.kind()).ok_or(ConvertError::Missing { message: MSG, field: "kind" })?;
+        let kind =
+            from_pb(&CHECK_KINDS, r.kind()).ok_or(ConvertError::Missing { message: MSG, field: "kind" })?;
         let error = r.error.as_ref().map(core::CheckError::try_from).transpose()?;
         if r.ok == error.is_some() {
             return Err(ConvertError::Invalid {

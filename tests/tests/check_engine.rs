@@ -69,7 +69,8 @@ fn assert_ok(r: &CheckResult) {
 }
 
 fn https_target(pki: &TestPki, leaf: Leaf, alpn: &[&[u8]]) -> HttpTarget {
-    HttpTarget::start(TargetOptions { tls: Some(pki.server_config(leaf, alpn)), ..Default::default() }).expect("target")
+    HttpTarget::start(TargetOptions { tls: Some(pki.server_config(leaf, alpn)), ..Default::default() })
+        .expect("target")
 }
 
 // ---- timing phases -------------------------------------------------------
@@ -211,7 +212,8 @@ fn encode(url: &str) -> String {
 
 #[tokio::test]
 async fn t10_dns_errors() {
-    let dns = DnsTarget::start(DnsZone::new().a("up.test", Ipv4Addr::LOCALHOST).servfail("broken.test")).unwrap();
+    let dns =
+        DnsTarget::start(DnsZone::new().a("up.test", Ipv4Addr::LOCALHOST).servfail("broken.test")).unwrap();
     let c = checker_with(Some(dns.addr()), None);
     let r = c.check(&spec("http://missing.test/")).await;
     let e = assert_fails(&r, ErrorKind::Dns);
@@ -343,7 +345,9 @@ async fn t16_http_status_and_assertions() {
     assert_eq!(e.message, "status 503 is not one of the expected 200-399");
     assert_eq!(r.status_code, Some(503));
 
-    let r = c.check(&spec_with(&target.url("/?body=hello"), |s| s.assertions.body_contains = vec!["bye".into()])).await;
+    let r = c
+        .check(&spec_with(&target.url("/?body=hello"), |s| s.assertions.body_contains = vec!["bye".into()]))
+        .await;
     assert_eq!(assert_fails(&r, ErrorKind::Assertion).message, "body does not contain \"bye\"");
 
     let body = encode(r#"{"status":"green","n":3}"#);
@@ -351,12 +355,15 @@ async fn t16_http_status_and_assertions() {
     let r = c
         .check(&spec_with(&url, |s| {
             s.assertions.json = vec![vantage_core::assert::JsonAssertion::parse("/status=green").unwrap()];
-            s.assertions.headers = vec![vantage_core::assert::HeaderAssertion::parse("content-type: json").unwrap()];
+            s.assertions.headers =
+                vec![vantage_core::assert::HeaderAssertion::parse("content-type: json").unwrap()];
         }))
         .await;
     assert_ok(&r);
     let r = c
-        .check(&spec_with(&target.url("/?headers_delay_ms=50"), |s| s.assertions.max_ttfb = Some(Duration::from_millis(20))))
+        .check(&spec_with(&target.url("/?headers_delay_ms=50"), |s| {
+            s.assertions.max_ttfb = Some(Duration::from_millis(20))
+        }))
         .await;
     assert!(assert_fails(&r, ErrorKind::Assertion).message.starts_with("ttfb "));
 
@@ -395,7 +402,9 @@ async fn t18_protocol_errors() {
 
 #[tokio::test]
 async fn t19_dns_checks_compare_answers() {
-    let dns = DnsTarget::start(DnsZone::new().a("svc.test", Ipv4Addr::new(192, 0, 2, 7)).txt("svc.test", "v=ok")).unwrap();
+    let dns =
+        DnsTarget::start(DnsZone::new().a("svc.test", Ipv4Addr::new(192, 0, 2, 7)).txt("svc.test", "v=ok"))
+            .unwrap();
     let c = checker_with(Some(dns.addr()), None);
     let r = c.check(&spec("dns://svc.test?type=A&expect=192.0.2.7")).await;
     assert_ok(&r);
@@ -455,7 +464,12 @@ async fn t22_the_guard_checks_every_redirect_hop() {
     let target = HttpTarget::start(TargetOptions::default()).unwrap();
     let only_this_target = Policy { allow_private: false, allow: vec![Cidr::parse("127.0.0.1/32").unwrap()] };
     let c = checker();
-    for to in ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::1]:1/", "http://127.0.0.2:1/"] {
+    for to in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[::1]:1/",
+        "http://127.0.0.2:1/",
+    ] {
         let url = target.url(&format!("/?redirect={}", encode(to)));
         let r = c
             .check(&spec_with(&url, |s| {
@@ -474,7 +488,8 @@ async fn t22_the_guard_checks_every_redirect_hop() {
 #[tokio::test]
 async fn t23_allow_private_lets_loopback_through() {
     let v4 = HttpTarget::start(TargetOptions::default()).unwrap();
-    let v6 = HttpTarget::start(TargetOptions { bind: (Ipv6Addr::LOCALHOST, 0).into(), ..Default::default() }).unwrap();
+    let v6 = HttpTarget::start(TargetOptions { bind: (Ipv6Addr::LOCALHOST, 0).into(), ..Default::default() })
+        .unwrap();
     let dns = DnsTarget::start(DnsZone::new().a("loop.test", Ipv4Addr::LOCALHOST)).unwrap();
     let c = checker_with(Some(dns.addr()), None);
     let port4 = v4.addr().port();
@@ -537,15 +552,19 @@ async fn t31_tls_handshakes_are_full_every_time() {
 
 #[tokio::test]
 async fn t32_address_family_preference() {
-    let v6 = HttpTarget::start(TargetOptions { bind: (Ipv6Addr::LOCALHOST, 0).into(), ..Default::default() }).unwrap();
+    let v6 = HttpTarget::start(TargetOptions { bind: (Ipv6Addr::LOCALHOST, 0).into(), ..Default::default() })
+        .unwrap();
     let port = v6.addr().port();
-    let Ok(v4) = HttpTarget::start(TargetOptions { bind: (Ipv4Addr::LOCALHOST, port).into(), ..Default::default() })
+    let Ok(v4) =
+        HttpTarget::start(TargetOptions { bind: (Ipv4Addr::LOCALHOST, port).into(), ..Default::default() })
     else {
         eprintln!("port {port} busy on 127.0.0.1; the family test needs the same port on both families");
         return;
     };
-    let dns = DnsTarget::start(DnsZone::new().a("dual.test", Ipv4Addr::LOCALHOST).aaaa("dual.test", Ipv6Addr::LOCALHOST))
-        .unwrap();
+    let dns = DnsTarget::start(
+        DnsZone::new().a("dual.test", Ipv4Addr::LOCALHOST).aaaa("dual.test", Ipv6Addr::LOCALHOST),
+    )
+    .unwrap();
     let c = checker_with(Some(dns.addr()), None);
     let url = format!("http://dual.test:{port}/");
     let cases = [
