@@ -1,0 +1,450 @@
+//! What a client may ask the replicated state to do, and what it answers.
+//!
+//! A [`Request`] is the Raft log's application payload: one [`Command`] plus
+//! the context every change carries (an idempotency key and the time the
+//! proposing node stamped). The state machine answers each with a
+//! [`CommandResponse`]: the [`Outcome`] of an applied command, or the
+//! [`CommandError`] of a refused one, which changed nothing.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::admin_tokens::AdminTokenSpec;
+use super::endpoints::EndpointSpec;
+use super::ids::{AdminTokenId, EndpointId, MaintenanceId, ProbeId, UnixMillis, WebhookId};
+use super::maintenance::MaintenanceSpec;
+use super::probes::{ProbeSpec, TokenHash};
+use super::webhooks::WebhookSpec;
+
+/// The longest idempotency key accepted, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// One replicated request: a command and the context it was proposed in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Chosen by the client, once per intended change and reused on retries,
+    /// so a retried request is not applied twice.
+    pub idempotency_key: IdempotencyKey,
+    /// When the proposing node received the request. The only source of time
+    /// for apply.
+    pub issued_at: UnixMillis,
+    /// What to change.
+    pub command: Command,
+}
+
+/// A client-chosen key that makes a request safe to retry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IdempotencyKey(pub String);
+
+impl IdempotencyKey {
+    /// Checks the key's length and characters (printable ASCII, no spaces).
+    pub fn validate(&self) -> Result<(), CommandError> {
+        let bad = |reason: &str| Err(CommandError::InvalidIdempotencyKey { reason: reason.to_string() });
+        if self.0.is_empty() {
+            return bad("empty; send a unique key (for example a UUID) with every change");
+        }
+        if self.0.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return bad("longer than 128 bytes");
+        }
+        if !self.0.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad("only printable ASCII without spaces is allowed");
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Every change the replicated state accepts. Each variant has one apply
+/// function in the module that owns its objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Adds a region probes can live in and endpoints can be checked from.
+    AddRegion {
+        /// The region's name, e.g. `eu-west`.
+        name: String,
+    },
+    /// Removes a region no endpoint or probe uses.
+    RemoveRegion {
+        /// The region's name.
+        name: String,
+    },
+    /// Adds an endpoint to monitor.
+    AddEndpoint(EndpointSpec),
+    /// Replaces an endpoint's whole specification (name included).
+    UpdateEndpoint {
+        /// The endpoint to change.
+        id: EndpointId,
+        /// Its new specification.
+        spec: EndpointSpec,
+    },
+    /// Pauses or resumes an endpoint's checks.
+    SetEndpointPaused {
+        /// The endpoint to change.
+        id: EndpointId,
+        /// Whether checks stop.
+        paused: bool,
+    },
+    /// Removes an endpoint (and its mentions in maintenance windows).
+    RemoveEndpoint {
+        /// The endpoint to remove.
+        id: EndpointId,
+    },
+    /// Registers a probe and the hash of the token it authenticates with.
+    RegisterProbe(ProbeSpec),
+    /// Changes a probe's share of its region's endpoints.
+    SetProbeWeight {
+        /// The probe to change.
+        id: ProbeId,
+        /// Its new weight.
+        weight: u32,
+    },
+    /// Drains a probe (it gets no assignments) or puts it back to work.
+    SetProbeDrained {
+        /// The probe to change.
+        id: ProbeId,
+        /// Whether the probe is drained.
+        drained: bool,
+    },
+    /// Replaces a probe's token hash; the old token stops working.
+    RotateProbeToken {
+        /// The probe to change.
+        id: ProbeId,
+        /// The hash of the new token.
+        token_hash: TokenHash,
+    },
+    /// Removes a probe; its token stops working.
+    RemoveProbe {
+        /// The probe to remove.
+        id: ProbeId,
+    },
+    /// Adds a webhook alerts are delivered to.
+    AddWebhook(WebhookSpec),
+    /// Replaces a webhook's whole specification.
+    UpdateWebhook {
+        /// The webhook to change.
+        id: WebhookId,
+        /// Its new specification.
+        spec: WebhookSpec,
+    },
+    /// Removes a webhook.
+    RemoveWebhook {
+        /// The webhook to remove.
+        id: WebhookId,
+    },
+    /// Adds a maintenance window, during which outages are not alerted.
+    AddMaintenance(MaintenanceSpec),
+    /// Removes a maintenance window.
+    RemoveMaintenance {
+        /// The window to remove.
+        id: MaintenanceId,
+    },
+    /// Adds an admin token (by its hash).
+    AddAdminToken(AdminTokenSpec),
+    /// Revokes an admin token.
+    RevokeAdminToken {
+        /// The token to revoke.
+        id: AdminTokenId,
+    },
+}
+
+/// What applying one log entry produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandResponse {
+    /// The entry carried no command (a leader's blank entry or a membership
+    /// change).
+    Empty,
+    /// The command was applied (or had been: a retry returns the original
+    /// response).
+    Applied(Outcome),
+    /// The command was refused and changed nothing.
+    Rejected(CommandError),
+}
+
+impl CommandResponse {
+    /// The outcome, or why the command was refused. `Empty` is an outcome
+    /// of its own.
+    pub fn into_result(self) -> Result<Outcome, CommandError> {
+        match self {
+            CommandResponse::Empty => Ok(Outcome::Nothing),
+            CommandResponse::Applied(outcome) => Ok(outcome),
+            CommandResponse::Rejected(error) => Err(error),
+        }
+    }
+}
+
+impl From<Result<Outcome, CommandError>> for CommandResponse {
+    fn from(result: Result<Outcome, CommandError>) -> Self {
+        match result {
+            Ok(outcome) => CommandResponse::Applied(outcome),
+            Err(error) => CommandResponse::Rejected(error),
+        }
+    }
+}
+
+/// What an applied command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing to report (blank and membership entries).
+    Nothing,
+    /// A region was added.
+    RegionAdded {
+        /// Its name.
+        name: String,
+    },
+    /// A region was removed.
+    RegionRemoved {
+        /// Its name.
+        name: String,
+    },
+    /// An endpoint was added.
+    EndpointAdded {
+        /// Its new id.
+        id: EndpointId,
+    },
+    /// An endpoint was updated, paused or resumed.
+    EndpointUpdated {
+        /// Its id.
+        id: EndpointId,
+        /// False when the command asked for what was already there.
+        changed: bool,
+    },
+    /// An endpoint was removed.
+    EndpointRemoved {
+        /// Its id.
+        id: EndpointId,
+    },
+    /// A probe was registered.
+    ProbeRegistered {
+        /// Its new id.
+        id: ProbeId,
+    },
+    /// A probe's weight, drain flag or token changed.
+    ProbeUpdated {
+        /// Its id.
+        id: ProbeId,
+        /// False when the command asked for what was already there.
+        changed: bool,
+    },
+    /// A probe was removed.
+    ProbeRemoved {
+        /// Its id.
+        id: ProbeId,
+    },
+    /// A webhook was added.
+    WebhookAdded {
+        /// Its new id.
+        id: WebhookId,
+    },
+    /// A webhook was updated.
+    WebhookUpdated {
+        /// Its id.
+        id: WebhookId,
+        /// False when the command asked for what was already there.
+        changed: bool,
+    },
+    /// A webhook was removed.
+    WebhookRemoved {
+        /// Its id.
+        id: WebhookId,
+    },
+    /// A maintenance window was added.
+    MaintenanceAdded {
+        /// Its new id.
+        id: MaintenanceId,
+    },
+    /// A maintenance window was removed.
+    MaintenanceRemoved {
+        /// Its id.
+        id: MaintenanceId,
+    },
+    /// An admin token was added.
+    AdminTokenAdded {
+        /// Its new id.
+        id: AdminTokenId,
+    },
+    /// An admin token was revoked.
+    AdminTokenRevoked {
+        /// Its id.
+        id: AdminTokenId,
+    },
+}
+
+/// The kinds of objects the replicated state holds, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    /// A region.
+    Region,
+    /// An endpoint.
+    Endpoint,
+    /// A probe.
+    Probe,
+    /// A webhook.
+    Webhook,
+    /// A maintenance window.
+    Maintenance,
+    /// An admin token.
+    AdminToken,
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ObjectKind::Region => "region",
+            ObjectKind::Endpoint => "endpoint",
+            ObjectKind::Probe => "probe",
+            ObjectKind::Webhook => "webhook",
+            ObjectKind::Maintenance => "maintenance window",
+            ObjectKind::AdminToken => "admin token",
+        })
+    }
+}
+
+/// Why a command was refused. A refused command changes nothing; the
+/// refusal is replicated (and remembered under its idempotency key) like
+/// any other response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandError {
+    /// The idempotency key is empty, too long or has odd characters.
+    #[error("invalid idempotency key: {reason}")]
+    InvalidIdempotencyKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key was already used for a different command.
+    #[error("idempotency key {key:?} was already used for a different command; send a new key with every new change")]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+    },
+    /// A name breaks the naming rules of its kind.
+    #[error("invalid {kind} name {name:?}: {reason}")]
+    InvalidName {
+        /// What the name is for.
+        kind: ObjectKind,
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another object of the same kind already has this name.
+    #[error("{kind} {name:?} already exists")]
+    DuplicateName {
+        /// What the name is for.
+        kind: ObjectKind,
+        /// The name given.
+        name: String,
+    },
+    /// A region named in the command does not exist.
+    #[error("unknown region {region:?} (add it first: vantagectl region add {region})")]
+    UnknownRegion {
+        /// The region named.
+        region: String,
+    },
+    /// No object of this kind has this id.
+    #[error("no {kind} has id {id}")]
+    NotFound {
+        /// What was looked for.
+        kind: ObjectKind,
+        /// The id given.
+        id: u64,
+    },
+    /// A region cannot be removed while something uses it.
+    #[error("region {region:?} is still used by {endpoints} endpoint(s) and {probes} probe(s); move or remove them first")]
+    RegionInUse {
+        /// The region.
+        region: String,
+        /// How many endpoints list it.
+        endpoints: usize,
+        /// How many probes live in it.
+        probes: usize,
+    },
+    /// The endpoint's URL is not a target a probe can check.
+    #[error("{reason}")]
+    InvalidTarget {
+        /// The URL given.
+        url: String,
+        /// What is wrong, naming the URL.
+        reason: String,
+    },
+    /// The check interval is out of range.
+    #[error("invalid interval {interval_ms} ms: must be between 1s and 24h")]
+    InvalidInterval {
+        /// The interval given.
+        interval_ms: u64,
+    },
+    /// The check timeout is out of range or not below the interval.
+    #[error("invalid timeout {timeout_ms} ms: must be above zero, at most 10m and below the interval ({interval_ms} ms)")]
+    InvalidTimeout {
+        /// The timeout given.
+        timeout_ms: u64,
+        /// The interval it must stay below.
+        interval_ms: u64,
+    },
+    /// An assertion does not parse.
+    #[error("invalid assertion: {reason}")]
+    InvalidAssertion {
+        /// What is wrong, naming the option.
+        reason: String,
+    },
+    /// A label key or value breaks the label rules.
+    #[error("invalid label {key:?}: {reason}")]
+    InvalidLabel {
+        /// The label's key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A probe weight is out of range.
+    #[error("invalid probe weight {weight}: must be between 1 and {max}")]
+    InvalidWeight {
+        /// The weight given.
+        weight: u32,
+        /// The largest weight allowed.
+        max: u32,
+    },
+    /// A token hash is not a SHA-256 in lowercase hex.
+    #[error("invalid token hash: {reason}")]
+    InvalidTokenHash {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another token of the same kind has the same hash.
+    #[error("the {kind} token is already registered; generate a new token")]
+    DuplicateTokenHash {
+        /// Whose tokens were compared.
+        kind: ObjectKind,
+    },
+    /// A webhook URL is not an http(s) URL.
+    #[error("invalid webhook URL {url:?}: {reason}")]
+    InvalidWebhookUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A webhook secret is too short or has odd characters.
+    #[error("invalid webhook secret: {reason}")]
+    InvalidWebhookSecret {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A maintenance window's times or scope are wrong.
+    #[error("invalid maintenance window: {reason}")]
+    InvalidMaintenanceWindow {
+        /// What is wrong.
+        reason: String,
+    },
+}

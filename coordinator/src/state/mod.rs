@@ -1,0 +1,212 @@
+//! The replicated state machine's data: [`MeshState`], the commands that
+//! change it, and the pure, deterministic functions that apply them.
+//!
+//! Every node applies the same committed [`Request`]s in the same order and
+//! must reach the same state, so apply never reads a clock (time comes in
+//! the request), never does I/O, never iterates a randomly ordered
+//! collection into the state, and assigns ids from counters kept in the
+//! state. A refused command returns a [`CommandError`] and changes nothing.
+//!
+//! Modules, one per family of objects, each with its types and one apply
+//! function per command:
+//! - [`regions`], [`endpoints`], [`probes`], [`webhooks`], [`maintenance`],
+//!   [`admin_tokens`];
+//! - [`command`]: [`Request`], [`Command`], [`CommandResponse`];
+//! - [`idempotency`]: the bounded memory of recent requests;
+//! - [`snapshot`]: the versioned snapshot format;
+//! - [`ids`]: ids, id counters and timestamps.
+//!
+//! Later families (incidents, the alert outbox, rollups) add a module, a
+//! table in [`MeshState`] with a serde default, and their commands.
+
+pub mod admin_tokens;
+pub mod command;
+pub mod endpoints;
+pub mod idempotency;
+pub mod ids;
+pub mod maintenance;
+pub mod probes;
+pub mod regions;
+pub mod snapshot;
+pub mod webhooks;
+
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use self::admin_tokens::{AdminToken, AdminTokenSpec};
+pub use self::command::{
+    Command, CommandError, CommandResponse, IdempotencyKey, ObjectKind, Outcome, Request,
+};
+pub use self::endpoints::{AssertionSpec, Endpoint, EndpointKind, EndpointSpec};
+pub use self::ids::{AdminTokenId, EndpointId, IdCounters, MaintenanceId, ProbeId, UnixMillis, WebhookId};
+pub use self::maintenance::{MaintenanceSpec, MaintenanceWindow};
+pub use self::probes::{ProbeRegistration, ProbeSpec, TokenHash};
+pub use self::regions::Region;
+pub use self::webhooks::{AlertEvent, Webhook, WebhookFilter, WebhookFormat, WebhookSecret, WebhookSpec};
+
+use self::idempotency::{Lookup, RecentRequests};
+
+/// Everything the coordinator cluster agrees on.
+///
+/// Serialized (for snapshots) as its tables; the lookup indexes are rebuilt
+/// on load.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeshState {
+    tables: Tables,
+    /// Endpoint name → id, so name checks stay cheap with many endpoints.
+    endpoint_names: HashMap<String, EndpointId>,
+}
+
+/// The replicated tables. Maps are ordered so the serialized form is the
+/// same on every node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tables {
+    ids: IdCounters,
+    regions: BTreeMap<String, Region>,
+    endpoints: BTreeMap<EndpointId, Endpoint>,
+    probes: BTreeMap<ProbeId, ProbeRegistration>,
+    webhooks: BTreeMap<WebhookId, Webhook>,
+    maintenance: BTreeMap<MaintenanceId, MaintenanceWindow>,
+    admin_tokens: BTreeMap<AdminTokenId, AdminToken>,
+    recent_requests: RecentRequests,
+}
+
+impl MeshState {
+    /// An empty mesh.
+    pub fn new() -> MeshState {
+        MeshState::default()
+    }
+
+    /// Applies one committed request and returns its response.
+    ///
+    /// A request whose idempotency key was already applied with the same
+    /// command returns the first response and changes nothing; the same
+    /// key with a different command is refused.
+    pub fn apply(&mut self, request: &Request) -> CommandResponse {
+        if let Err(error) = request.idempotency_key.validate() {
+            return CommandResponse::Rejected(error);
+        }
+        let fingerprint = idempotency::fingerprint(&request.command);
+        match self.tables.recent_requests.lookup(&request.idempotency_key, fingerprint) {
+            Lookup::Replay(response) => return response.clone(),
+            Lookup::Conflict => {
+                return CommandResponse::Rejected(CommandError::IdempotencyKeyReused {
+                    key: request.idempotency_key.0.clone(),
+                })
+            }
+            Lookup::New => {}
+        }
+        let response = CommandResponse::from(self.apply_command(request.issued_at, &request.command));
+        self.tables.recent_requests.remember(request.idempotency_key.clone(), fingerprint, response.clone());
+        response
+    }
+
+    /// Dispatches to the one apply function of each command.
+    fn apply_command(&mut self, at: UnixMillis, command: &Command) -> Result<Outcome, CommandError> {
+        match command {
+            Command::AddRegion { name } => regions::add_region(self, at, name),
+            Command::RemoveRegion { name } => regions::remove_region(self, name),
+            Command::AddEndpoint(spec) => endpoints::add_endpoint(self, at, spec),
+            Command::UpdateEndpoint { id, spec } => endpoints::update_endpoint(self, at, *id, spec),
+            Command::SetEndpointPaused { id, paused } => {
+                endpoints::set_endpoint_paused(self, at, *id, *paused)
+            }
+            Command::RemoveEndpoint { id } => endpoints::remove_endpoint(self, *id),
+            Command::RegisterProbe(spec) => probes::register_probe(self, at, spec),
+            Command::SetProbeWeight { id, weight } => probes::set_probe_weight(self, at, *id, *weight),
+            Command::SetProbeDrained { id, drained } => probes::set_probe_drained(self, at, *id, *drained),
+            Command::RotateProbeToken { id, token_hash } => {
+                probes::rotate_probe_token(self, at, *id, token_hash)
+            }
+            Command::RemoveProbe { id } => probes::remove_probe(self, *id),
+            Command::AddWebhook(spec) => webhooks::add_webhook(self, at, spec),
+            Command::UpdateWebhook { id, spec } => webhooks::update_webhook(self, at, *id, spec),
+            Command::RemoveWebhook { id } => webhooks::remove_webhook(self, *id),
+            Command::AddMaintenance(spec) => maintenance::add_maintenance(self, at, spec),
+            Command::RemoveMaintenance { id } => maintenance::remove_maintenance(self, *id),
+            Command::AddAdminToken(spec) => admin_tokens::add_admin_token(self, at, spec),
+            Command::RevokeAdminToken { id } => admin_tokens::revoke_admin_token(self, *id),
+        }
+    }
+
+    /// The regions, by name.
+    pub fn regions(&self) -> &BTreeMap<String, Region> {
+        &self.tables.regions
+    }
+
+    /// The endpoints, by id.
+    pub fn endpoints(&self) -> &BTreeMap<EndpointId, Endpoint> {
+        &self.tables.endpoints
+    }
+
+    /// The endpoint with this name.
+    pub fn endpoint_by_name(&self, name: &str) -> Option<&Endpoint> {
+        self.endpoint_names.get(name).and_then(|id| self.tables.endpoints.get(id))
+    }
+
+    /// The registered probes, by id.
+    pub fn probes(&self) -> &BTreeMap<ProbeId, ProbeRegistration> {
+        &self.tables.probes
+    }
+
+    /// The probe whose token has this hash.
+    pub fn probe_by_token_hash(&self, hash: &TokenHash) -> Option<&ProbeRegistration> {
+        self.tables.probes.values().find(|p| p.token_hash == *hash)
+    }
+
+    /// The webhooks, by id.
+    pub fn webhooks(&self) -> &BTreeMap<WebhookId, Webhook> {
+        &self.tables.webhooks
+    }
+
+    /// The maintenance windows, by id.
+    pub fn maintenance_windows(&self) -> &BTreeMap<MaintenanceId, MaintenanceWindow> {
+        &self.tables.maintenance
+    }
+
+    /// The admin tokens, by id.
+    pub fn admin_tokens(&self) -> &BTreeMap<AdminTokenId, AdminToken> {
+        &self.tables.admin_tokens
+    }
+
+    /// The admin token with this hash. Callers compare hashes of presented
+    /// tokens; the map lookup is on a hash, so its timing reveals nothing
+    /// about a valid token.
+    pub fn admin_token_by_hash(&self, hash: &TokenHash) -> Option<&AdminToken> {
+        self.tables.admin_tokens.values().find(|t| t.token_hash == *hash)
+    }
+
+    /// The last id assigned for each kind of object.
+    pub fn id_counters(&self) -> &IdCounters {
+        &self.tables.ids
+    }
+
+    /// The memory of recent requests.
+    pub fn recent_requests(&self) -> &RecentRequests {
+        &self.tables.recent_requests
+    }
+
+    fn from_tables(tables: Tables) -> MeshState {
+        let endpoint_names = tables.endpoints.values().map(|e| (e.spec.name.clone(), e.id)).collect();
+        MeshState { tables, endpoint_names }
+    }
+}
+
+impl Serialize for MeshState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.tables.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for MeshState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Tables::deserialize(deserializer).map(MeshState::from_tables)
+    }
+}

@@ -1,0 +1,649 @@
+//! Table-driven tests of apply: each command against a small fixture mesh,
+//! checking the response and that a refused command changes nothing.
+
+use std::collections::BTreeSet;
+
+use super::command::CommandError as E;
+use super::command::CommandResponse::{Applied, Rejected};
+use super::idempotency::{self, Lookup, RecentRequests};
+use super::snapshot::{self, SnapshotFormatError};
+use super::*;
+
+const T0: UnixMillis = UnixMillis(1_700_000_000_000);
+
+fn hash(seed: char) -> TokenHash {
+    TokenHash(seed.to_string().repeat(64))
+}
+
+fn request(key: &str, command: Command) -> Request {
+    Request { idempotency_key: IdempotencyKey(key.into()), issued_at: T0, command }
+}
+
+fn endpoint_spec(name: &str, url: &str) -> EndpointSpec {
+    EndpointSpec::new(name, url)
+}
+
+fn webhook_spec(name: &str, url: &str) -> WebhookSpec {
+    WebhookSpec {
+        name: name.into(),
+        url: url.into(),
+        secret: WebhookSecret("whsec_0123456789abcdef".into()),
+        format: WebhookFormat::Standard,
+        filter: WebhookFilter::default(),
+    }
+}
+
+/// Regions eu-west, us-east, ap-south (unused); endpoints 1 "api" (in
+/// eu-west) and 2 "web"; probe 1 "p1" in us-east with token hash a…; webhook
+/// 1 "ops"; maintenance 1 over endpoint 1; admin token 1 "root" with hash c….
+fn fixture() -> MeshState {
+    let mut state = MeshState::new();
+    let mut api = endpoint_spec("api", "https://api.example.com/health");
+    api.regions.insert("eu-west".into());
+    let setup = [
+        Command::AddRegion { name: "eu-west".into() },
+        Command::AddRegion { name: "us-east".into() },
+        Command::AddRegion { name: "ap-south".into() },
+        Command::AddEndpoint(api),
+        Command::AddEndpoint(endpoint_spec("web", "tcp://web.example.com:443")),
+        Command::RegisterProbe(ProbeSpec {
+            name: "p1".into(),
+            region: "us-east".into(),
+            weight: 100,
+            token_hash: hash('a'),
+        }),
+        Command::AddWebhook(webhook_spec("ops", "https://hooks.example.com/ops")),
+        Command::AddMaintenance(MaintenanceSpec {
+            starts_at: T0,
+            ends_at: UnixMillis(T0.0 + 3_600_000),
+            endpoints: BTreeSet::from([EndpointId(1)]),
+            labels: Default::default(),
+            reason: "upgrade".into(),
+        }),
+        Command::AddAdminToken(AdminTokenSpec { name: "root".into(), token_hash: hash('c') }),
+    ];
+    for (i, command) in setup.into_iter().enumerate() {
+        let response = state.apply(&request(&format!("setup-{i}"), command));
+        assert!(matches!(response, Applied(_)), "fixture step {i}: {response:?}");
+    }
+    state
+}
+
+/// Everything but the memory of requests, which a refusal also updates.
+fn tables_without_requests(state: &MeshState) -> MeshState {
+    let mut copy = state.clone();
+    copy.tables.recent_requests = RecentRequests::default();
+    copy
+}
+
+type Check = fn(&CommandResponse) -> bool;
+
+#[test]
+fn apply_each_command() {
+    let long_window = UnixMillis(T0.0 + 32 * 24 * 3_600_000);
+    let cases: Vec<(&str, Command, Check)> = vec![
+        // Regions.
+        ("add region", Command::AddRegion { name: "sa-east".into() }, |r| {
+            *r == Applied(Outcome::RegionAdded { name: "sa-east".into() })
+        }),
+        ("add region twice", Command::AddRegion { name: "eu-west".into() }, |r| {
+            matches!(r, Rejected(E::DuplicateName { kind: ObjectKind::Region, .. }))
+        }),
+        ("region name with spaces", Command::AddRegion { name: "EU West".into() }, |r| {
+            matches!(r, Rejected(E::InvalidName { kind: ObjectKind::Region, .. }))
+        }),
+        ("remove unused region", Command::RemoveRegion { name: "ap-south".into() }, |r| {
+            *r == Applied(Outcome::RegionRemoved { name: "ap-south".into() })
+        }),
+        ("remove region used by an endpoint", Command::RemoveRegion { name: "eu-west".into() }, |r| {
+            matches!(r, Rejected(E::RegionInUse { endpoints: 1, probes: 0, .. }))
+        }),
+        ("remove region used by a probe", Command::RemoveRegion { name: "us-east".into() }, |r| {
+            matches!(r, Rejected(E::RegionInUse { endpoints: 0, probes: 1, .. }))
+        }),
+        ("remove unknown region", Command::RemoveRegion { name: "mars".into() }, |r| {
+            matches!(r, Rejected(E::UnknownRegion { .. }))
+        }),
+        // Endpoints.
+        ("add endpoint", Command::AddEndpoint(endpoint_spec("db", "tcp://db.example.com:5432")), |r| {
+            *r == Applied(Outcome::EndpointAdded { id: EndpointId(3) })
+        }),
+        (
+            "add endpoint with a taken name",
+            Command::AddEndpoint(endpoint_spec("api", "https://x.example/")),
+            |r| matches!(r, Rejected(E::DuplicateName { kind: ObjectKind::Endpoint, .. })),
+        ),
+        (
+            "add endpoint in an unknown region",
+            Command::AddEndpoint(EndpointSpec {
+                regions: BTreeSet::from(["mars".to_string()]),
+                ..endpoint_spec("db", "tcp://db.example.com:5432")
+            }),
+            |r| *r == Rejected(E::UnknownRegion { region: "mars".into() }),
+        ),
+        ("add endpoint with a bad scheme", Command::AddEndpoint(endpoint_spec("db", "htp:/x")), |r| {
+            matches!(r, Rejected(E::InvalidTarget { .. }))
+        }),
+        (
+            "add endpoint with a 500 ms interval",
+            Command::AddEndpoint(EndpointSpec {
+                interval_ms: 500,
+                timeout_ms: 100,
+                ..endpoint_spec("db", "tcp://h:1")
+            }),
+            |r| *r == Rejected(E::InvalidInterval { interval_ms: 500 }),
+        ),
+        (
+            "add endpoint with a 25 h interval",
+            Command::AddEndpoint(EndpointSpec {
+                interval_ms: 25 * 3_600_000,
+                ..endpoint_spec("db", "tcp://h:1")
+            }),
+            |r| matches!(r, Rejected(E::InvalidInterval { .. })),
+        ),
+        (
+            "add endpoint with timeout equal to interval",
+            Command::AddEndpoint(EndpointSpec {
+                interval_ms: 5_000,
+                timeout_ms: 5_000,
+                ..endpoint_spec("db", "tcp://h:1")
+            }),
+            |r| *r == Rejected(E::InvalidTimeout { timeout_ms: 5_000, interval_ms: 5_000 }),
+        ),
+        (
+            "add endpoint with a bad status set",
+            Command::AddEndpoint(EndpointSpec {
+                assertions: AssertionSpec { status: Some("abc".into()), ..Default::default() },
+                ..endpoint_spec("db", "https://h/")
+            }),
+            |r| matches!(r, Rejected(E::InvalidAssertion { .. })),
+        ),
+        (
+            "add endpoint with a bad regex",
+            Command::AddEndpoint(EndpointSpec {
+                assertions: AssertionSpec { body_matches: vec!["(".into()], ..Default::default() },
+                ..endpoint_spec("db", "https://h/")
+            }),
+            |r| matches!(r, Rejected(E::InvalidAssertion { .. })),
+        ),
+        (
+            "add endpoint with a bad label key",
+            Command::AddEndpoint(EndpointSpec {
+                labels: [("bad key".to_string(), "v".to_string())].into(),
+                ..endpoint_spec("db", "https://h/")
+            }),
+            |r| matches!(r, Rejected(E::InvalidLabel { .. })),
+        ),
+        ("add endpoint named like an id", Command::AddEndpoint(endpoint_spec("42", "https://h/")), |r| {
+            matches!(r, Rejected(E::InvalidName { kind: ObjectKind::Endpoint, .. }))
+        }),
+        (
+            "update unknown endpoint",
+            Command::UpdateEndpoint { id: EndpointId(99), spec: endpoint_spec("x", "https://h/") },
+            |r| *r == Rejected(E::NotFound { kind: ObjectKind::Endpoint, id: 99 }),
+        ),
+        (
+            "update endpoint to what it is",
+            Command::UpdateEndpoint {
+                id: EndpointId(2),
+                spec: endpoint_spec("web", "tcp://web.example.com:443"),
+            },
+            |r| *r == Applied(Outcome::EndpointUpdated { id: EndpointId(2), changed: false }),
+        ),
+        (
+            "rename endpoint",
+            Command::UpdateEndpoint {
+                id: EndpointId(2),
+                spec: endpoint_spec("www", "tcp://web.example.com:443"),
+            },
+            |r| *r == Applied(Outcome::EndpointUpdated { id: EndpointId(2), changed: true }),
+        ),
+        (
+            "rename endpoint to a taken name",
+            Command::UpdateEndpoint {
+                id: EndpointId(2),
+                spec: endpoint_spec("api", "tcp://web.example.com:443"),
+            },
+            |r| matches!(r, Rejected(E::DuplicateName { kind: ObjectKind::Endpoint, .. })),
+        ),
+        ("pause endpoint", Command::SetEndpointPaused { id: EndpointId(1), paused: true }, |r| {
+            *r == Applied(Outcome::EndpointUpdated { id: EndpointId(1), changed: true })
+        }),
+        ("resume a running endpoint", Command::SetEndpointPaused { id: EndpointId(1), paused: false }, |r| {
+            *r == Applied(Outcome::EndpointUpdated { id: EndpointId(1), changed: false })
+        }),
+        ("remove endpoint", Command::RemoveEndpoint { id: EndpointId(1) }, |r| {
+            *r == Applied(Outcome::EndpointRemoved { id: EndpointId(1) })
+        }),
+        ("remove unknown endpoint", Command::RemoveEndpoint { id: EndpointId(7) }, |r| {
+            *r == Rejected(E::NotFound { kind: ObjectKind::Endpoint, id: 7 })
+        }),
+        // Probes.
+        (
+            "register probe",
+            Command::RegisterProbe(ProbeSpec {
+                name: "p2".into(),
+                region: "eu-west".into(),
+                weight: 50,
+                token_hash: hash('b'),
+            }),
+            |r| *r == Applied(Outcome::ProbeRegistered { id: ProbeId(2) }),
+        ),
+        (
+            "register probe in an unknown region",
+            Command::RegisterProbe(ProbeSpec {
+                name: "p2".into(),
+                region: "mars".into(),
+                weight: 50,
+                token_hash: hash('b'),
+            }),
+            |r| matches!(r, Rejected(E::UnknownRegion { .. })),
+        ),
+        (
+            "register probe with a taken name",
+            Command::RegisterProbe(ProbeSpec {
+                name: "p1".into(),
+                region: "eu-west".into(),
+                weight: 50,
+                token_hash: hash('b'),
+            }),
+            |r| matches!(r, Rejected(E::DuplicateName { kind: ObjectKind::Probe, .. })),
+        ),
+        (
+            "register probe with weight 0",
+            Command::RegisterProbe(ProbeSpec {
+                name: "p2".into(),
+                region: "eu-west".into(),
+                weight: 0,
+                token_hash: hash('b'),
+            }),
+            |r| matches!(r, Rejected(E::InvalidWeight { weight: 0, .. })),
+        ),
+        (
+            "register probe with a bad token hash",
+            Command::RegisterProbe(ProbeSpec {
+                name: "p2".into(),
+                region: "eu-west".into(),
+                weight: 1,
+                token_hash: TokenHash("secret".into()),
+            }),
+            |r| matches!(r, Rejected(E::InvalidTokenHash { .. })),
+        ),
+        (
+            "register probe with a taken token",
+            Command::RegisterProbe(ProbeSpec {
+                name: "p2".into(),
+                region: "eu-west".into(),
+                weight: 1,
+                token_hash: hash('a'),
+            }),
+            |r| *r == Rejected(E::DuplicateTokenHash { kind: ObjectKind::Probe }),
+        ),
+        ("set probe weight too high", Command::SetProbeWeight { id: ProbeId(1), weight: 20_000 }, |r| {
+            matches!(r, Rejected(E::InvalidWeight { weight: 20_000, .. }))
+        }),
+        ("set probe weight", Command::SetProbeWeight { id: ProbeId(1), weight: 7 }, |r| {
+            *r == Applied(Outcome::ProbeUpdated { id: ProbeId(1), changed: true })
+        }),
+        ("drain probe", Command::SetProbeDrained { id: ProbeId(1), drained: true }, |r| {
+            *r == Applied(Outcome::ProbeUpdated { id: ProbeId(1), changed: true })
+        }),
+        ("drain unknown probe", Command::SetProbeDrained { id: ProbeId(5), drained: true }, |r| {
+            *r == Rejected(E::NotFound { kind: ObjectKind::Probe, id: 5 })
+        }),
+        ("rotate probe token", Command::RotateProbeToken { id: ProbeId(1), token_hash: hash('d') }, |r| {
+            *r == Applied(Outcome::ProbeUpdated { id: ProbeId(1), changed: true })
+        }),
+        (
+            "rotate to a taken token",
+            Command::RotateProbeToken { id: ProbeId(1), token_hash: hash('a') },
+            |r| matches!(r, Rejected(E::DuplicateTokenHash { .. })),
+        ),
+        ("remove probe", Command::RemoveProbe { id: ProbeId(1) }, |r| {
+            *r == Applied(Outcome::ProbeRemoved { id: ProbeId(1) })
+        }),
+        // Webhooks.
+        ("add webhook", Command::AddWebhook(webhook_spec("pager", "https://pager.example.com/in")), |r| {
+            *r == Applied(Outcome::WebhookAdded { id: WebhookId(2) })
+        }),
+        (
+            "add webhook with an ftp URL",
+            Command::AddWebhook(webhook_spec("pager", "ftp://x.example/")),
+            |r| matches!(r, Rejected(E::InvalidWebhookUrl { .. })),
+        ),
+        (
+            "add webhook with credentials in the URL",
+            Command::AddWebhook(webhook_spec("pager", "https://u:p@x.example/")),
+            |r| matches!(r, Rejected(E::InvalidWebhookUrl { .. })),
+        ),
+        (
+            "add webhook with a short secret",
+            Command::AddWebhook(WebhookSpec {
+                secret: WebhookSecret("short".into()),
+                ..webhook_spec("pager", "https://x.example/")
+            }),
+            |r| matches!(r, Rejected(E::InvalidWebhookSecret { .. })),
+        ),
+        (
+            "add webhook with a taken name",
+            Command::AddWebhook(webhook_spec("ops", "https://x.example/")),
+            |r| matches!(r, Rejected(E::DuplicateName { kind: ObjectKind::Webhook, .. })),
+        ),
+        (
+            "update webhook",
+            Command::UpdateWebhook {
+                id: WebhookId(1),
+                spec: WebhookSpec {
+                    format: WebhookFormat::Slack,
+                    ..webhook_spec("ops", "https://hooks.example.com/ops")
+                },
+            },
+            |r| *r == Applied(Outcome::WebhookUpdated { id: WebhookId(1), changed: true }),
+        ),
+        ("remove unknown webhook", Command::RemoveWebhook { id: WebhookId(9) }, |r| {
+            *r == Rejected(E::NotFound { kind: ObjectKind::Webhook, id: 9 })
+        }),
+        // Maintenance windows.
+        (
+            "add maintenance",
+            Command::AddMaintenance(MaintenanceSpec {
+                starts_at: T0,
+                ends_at: UnixMillis(T0.0 + 60_000),
+                endpoints: BTreeSet::from([EndpointId(2)]),
+                labels: Default::default(),
+                reason: String::new(),
+            }),
+            |r| *r == Applied(Outcome::MaintenanceAdded { id: MaintenanceId(2) }),
+        ),
+        (
+            "add maintenance ending before it starts",
+            Command::AddMaintenance(MaintenanceSpec {
+                starts_at: UnixMillis(T0.0 + 60_000),
+                ends_at: T0,
+                endpoints: BTreeSet::new(),
+                labels: Default::default(),
+                reason: String::new(),
+            }),
+            |r| matches!(r, Rejected(E::InvalidMaintenanceWindow { .. })),
+        ),
+        (
+            "add maintenance already over",
+            Command::AddMaintenance(MaintenanceSpec {
+                starts_at: UnixMillis(T0.0 - 120_000),
+                ends_at: UnixMillis(T0.0 - 60_000),
+                endpoints: BTreeSet::new(),
+                labels: Default::default(),
+                reason: String::new(),
+            }),
+            |r| matches!(r, Rejected(E::InvalidMaintenanceWindow { .. })),
+        ),
+        (
+            "add maintenance longer than 31 days",
+            Command::AddMaintenance(MaintenanceSpec {
+                starts_at: T0,
+                ends_at: long_window,
+                endpoints: BTreeSet::new(),
+                labels: Default::default(),
+                reason: String::new(),
+            }),
+            |r| matches!(r, Rejected(E::InvalidMaintenanceWindow { .. })),
+        ),
+        (
+            "add maintenance over an unknown endpoint",
+            Command::AddMaintenance(MaintenanceSpec {
+                starts_at: T0,
+                ends_at: UnixMillis(T0.0 + 60_000),
+                endpoints: BTreeSet::from([EndpointId(42)]),
+                labels: Default::default(),
+                reason: String::new(),
+            }),
+            |r| *r == Rejected(E::NotFound { kind: ObjectKind::Endpoint, id: 42 }),
+        ),
+        ("remove maintenance", Command::RemoveMaintenance { id: MaintenanceId(1) }, |r| {
+            *r == Applied(Outcome::MaintenanceRemoved { id: MaintenanceId(1) })
+        }),
+        // Admin tokens.
+        (
+            "add admin token",
+            Command::AddAdminToken(AdminTokenSpec { name: "ci".into(), token_hash: hash('e') }),
+            |r| *r == Applied(Outcome::AdminTokenAdded { id: AdminTokenId(2) }),
+        ),
+        (
+            "add admin token with a taken hash",
+            Command::AddAdminToken(AdminTokenSpec { name: "ci".into(), token_hash: hash('c') }),
+            |r| *r == Rejected(E::DuplicateTokenHash { kind: ObjectKind::AdminToken }),
+        ),
+        (
+            "add admin token with a taken name",
+            Command::AddAdminToken(AdminTokenSpec { name: "root".into(), token_hash: hash('e') }),
+            |r| matches!(r, Rejected(E::DuplicateName { kind: ObjectKind::AdminToken, .. })),
+        ),
+        ("revoke admin token", Command::RevokeAdminToken { id: AdminTokenId(1) }, |r| {
+            *r == Applied(Outcome::AdminTokenRevoked { id: AdminTokenId(1) })
+        }),
+        ("revoke unknown admin token", Command::RevokeAdminToken { id: AdminTokenId(3) }, |r| {
+            *r == Rejected(E::NotFound { kind: ObjectKind::AdminToken, id: 3 })
+        }),
+    ];
+
+    let base = fixture();
+    for (name, command, check) in cases {
+        let mut state = base.clone();
+        let response = state.apply(&request("case", command));
+        assert!(check(&response), "{name}: unexpected {response:?}");
+        let unchanged = tables_without_requests(&state) == tables_without_requests(&base);
+        match response {
+            Rejected(_) => assert!(unchanged, "{name}: a refused command changed the state"),
+            Applied(
+                Outcome::EndpointUpdated { changed: false, .. }
+                | Outcome::ProbeUpdated { changed: false, .. }
+                | Outcome::WebhookUpdated { changed: false, .. },
+            ) => assert!(unchanged, "{name}: a no-op changed the state"),
+            _ => assert!(!unchanged, "{name}: applied but changed nothing"),
+        }
+    }
+}
+
+#[test]
+fn applied_commands_change_what_they_say() {
+    let mut state = fixture();
+    assert_eq!(state.endpoints()[&EndpointId(1)].kind, EndpointKind::Https);
+    assert_eq!(state.endpoints()[&EndpointId(2)].kind, EndpointKind::Tcp);
+    assert_eq!(state.endpoint_by_name("api").map(|e| e.id), Some(EndpointId(1)));
+
+    let renamed = endpoint_spec("www", "dns://example.com?type=AAAA");
+    state.apply(&request("rename", Command::UpdateEndpoint { id: EndpointId(2), spec: renamed }));
+    assert!(state.endpoint_by_name("web").is_none());
+    let www = state.endpoint_by_name("www").expect("renamed endpoint");
+    assert_eq!((www.id, www.kind), (EndpointId(2), EndpointKind::Dns));
+
+    state.apply(&request("rm", Command::RemoveEndpoint { id: EndpointId(1) }));
+    assert!(
+        state.maintenance_windows()[&MaintenanceId(1)].spec.endpoints.is_empty(),
+        "a removed endpoint leaves the maintenance windows"
+    );
+
+    state.apply(&request("drain", Command::SetProbeDrained { id: ProbeId(1), drained: true }));
+    assert!(state.probes()[&ProbeId(1)].drained);
+    assert_eq!(state.probe_by_token_hash(&hash('a')).map(|p| p.id), Some(ProbeId(1)));
+    assert_eq!(state.admin_token_by_hash(&hash('c')).map(|t| t.name.as_str()), Some("root"));
+}
+
+#[test]
+fn ids_are_never_reused() {
+    let mut state = fixture();
+    state.apply(&request("rm", Command::RemoveEndpoint { id: EndpointId(2) }));
+    let response = state.apply(&request("add", Command::AddEndpoint(endpoint_spec("web", "https://h/"))));
+    assert_eq!(response, Applied(Outcome::EndpointAdded { id: EndpointId(3) }));
+    // A refused add does not consume an id either.
+    state.apply(&request("dup", Command::AddEndpoint(endpoint_spec("web", "https://h/"))));
+    let response = state.apply(&request("add2", Command::AddEndpoint(endpoint_spec("web2", "https://h/"))));
+    assert_eq!(response, Applied(Outcome::EndpointAdded { id: EndpointId(4) }));
+}
+
+#[test]
+fn a_retried_request_returns_the_first_response_without_applying_twice() {
+    let mut state = fixture();
+    let add = request("k-1", Command::AddEndpoint(endpoint_spec("db", "tcp://db:5432")));
+    let first = state.apply(&add);
+    assert_eq!(first, Applied(Outcome::EndpointAdded { id: EndpointId(3) }));
+    let after_first = state.clone();
+
+    // Same key, same command, even stamped at another time: a retry.
+    let retry = Request { issued_at: UnixMillis(T0.0 + 5_000), ..add.clone() };
+    assert_eq!(state.apply(&retry), first);
+    assert_eq!(state, after_first, "a retry changes nothing");
+    assert_eq!(state.endpoints().len(), 3);
+
+    // Same key, different command: refused, nothing changes.
+    let reuse = request("k-1", Command::AddEndpoint(endpoint_spec("other", "tcp://db:5432")));
+    assert_eq!(state.apply(&reuse), Rejected(E::IdempotencyKeyReused { key: "k-1".into() }));
+    assert_eq!(state, after_first);
+
+    // A refusal is remembered too: its retry gets the same refusal.
+    let dup = request("k-2", Command::AddEndpoint(endpoint_spec("db", "tcp://db:5432")));
+    let refused = state.apply(&dup);
+    assert!(matches!(refused, Rejected(E::DuplicateName { .. })));
+    state.apply(&request("k-3", Command::RemoveEndpoint { id: EndpointId(3) }));
+    assert_eq!(state.apply(&dup), refused);
+}
+
+#[test]
+fn bad_idempotency_keys_are_refused() {
+    for key in ["", "has space", &"k".repeat(129), "tab\t"] {
+        let mut state = fixture();
+        let before = state.clone();
+        let response = state.apply(&request(key, Command::AddRegion { name: "sa-east".into() }));
+        assert!(matches!(response, Rejected(E::InvalidIdempotencyKey { .. })), "{key:?}: {response:?}");
+        assert_eq!(state, before, "{key:?}");
+    }
+}
+
+#[test]
+fn the_memory_of_requests_is_bounded_and_forgets_the_oldest() {
+    let mut requests = RecentRequests::with_capacity(3);
+    for key in ["a", "b", "c", "d"] {
+        requests.remember(IdempotencyKey(key.into()), 1, CommandResponse::Empty);
+    }
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests.lookup(&IdempotencyKey("a".into()), 1), Lookup::New);
+    assert_eq!(requests.lookup(&IdempotencyKey("b".into()), 1), Lookup::Replay(&CommandResponse::Empty));
+    assert_eq!(requests.lookup(&IdempotencyKey("d".into()), 2), Lookup::Conflict);
+
+    // The state remembers the last 10,000 requests.
+    let mut state = fixture();
+    let first = request("toggle-0", Command::SetEndpointPaused { id: EndpointId(1), paused: true });
+    state.apply(&first);
+    for i in 1..=idempotency::DEFAULT_CAPACITY {
+        let paused = i % 2 == 1;
+        state.apply(&request(
+            &format!("toggle-{i}"),
+            Command::SetEndpointPaused { id: EndpointId(1), paused },
+        ));
+    }
+    assert_eq!(state.recent_requests().len(), idempotency::DEFAULT_CAPACITY);
+    assert!(!state.endpoints()[&EndpointId(1)].spec.paused);
+    // The first key is forgotten, so sending it again applies again.
+    assert_eq!(state.apply(&first), Applied(Outcome::EndpointUpdated { id: EndpointId(1), changed: true }));
+}
+
+#[test]
+fn apply_is_deterministic() {
+    let run = || {
+        let mut state = fixture();
+        let mut responses = Vec::new();
+        for i in 0..50u64 {
+            let command = Command::AddEndpoint(EndpointSpec {
+                labels: [(format!("k{}", i % 7), format!("v{i}"))].into(),
+                ..endpoint_spec(&format!("e{i}"), "https://h.example/")
+            });
+            responses.push(state.apply(&Request {
+                idempotency_key: IdempotencyKey(format!("key-{i}")),
+                issued_at: UnixMillis(T0.0 + i),
+                command,
+            }));
+        }
+        (state, responses)
+    };
+    let (a, responses_a) = run();
+    let (b, responses_b) = run();
+    assert_eq!(responses_a, responses_b);
+    assert_eq!(a, b);
+    assert_eq!(snapshot::encode(&a).unwrap(), snapshot::encode(&b).unwrap(), "snapshots are byte-identical");
+}
+
+#[test]
+fn snapshots_round_trip() {
+    let state = fixture();
+    let bytes = snapshot::encode(&state).unwrap();
+    assert!(bytes.starts_with(br#"{"version":1,"state":{"#), "{}", String::from_utf8_lossy(&bytes[..40]));
+    let decoded = snapshot::decode(&bytes).unwrap();
+    assert_eq!(decoded, state);
+    assert_eq!(decoded.endpoint_by_name("web").map(|e| e.id), Some(EndpointId(2)), "name index rebuilt");
+    assert_eq!(decoded.recent_requests().len(), state.recent_requests().len());
+
+    // A retry after a restart from the snapshot still replays.
+    let mut restored = decoded;
+    let replay = restored.apply(&request("setup-3", fixture_api_command()));
+    assert_eq!(replay, Applied(Outcome::EndpointAdded { id: EndpointId(1) }));
+}
+
+fn fixture_api_command() -> Command {
+    let mut api = endpoint_spec("api", "https://api.example.com/health");
+    api.regions.insert("eu-west".into());
+    Command::AddEndpoint(api)
+}
+
+#[test]
+fn snapshots_of_unknown_versions_or_shapes_are_refused() {
+    let cases: [(&[u8], &str); 4] = [
+        (
+            br#"{"version":2,"state":{}}"#,
+            "snapshot format version 2 is not supported (this build reads version 1); run a coordinator build that knows it",
+        ),
+        (b"not json", "snapshot is not a versioned JSON document: expected ident at line 1 column 2"),
+        (br#"{"state":{}}"#, "snapshot is not a versioned JSON document: missing field `version` at line 1 column 12"),
+        (br#"{"version":1,"state":{"incidents":[]}}"#, "snapshot state (format version 1) does not decode: unknown field `incidents`"),
+    ];
+    for (bytes, want) in cases {
+        let error = snapshot::decode(bytes).unwrap_err();
+        assert!(error.to_string().starts_with(want), "{:?}: got {error}", String::from_utf8_lossy(bytes));
+    }
+    assert!(matches!(
+        snapshot::decode(br#"{"version":7}"#),
+        Err(SnapshotFormatError::UnsupportedVersion { found: 7, supported: 1 })
+    ));
+}
+
+#[test]
+fn requests_round_trip_as_json() {
+    let command = Command::AddWebhook(webhook_spec("ops", "https://hooks.example.com/"));
+    let original = request("k", command);
+    let json = serde_json::to_string(&original).unwrap();
+    assert!(json.contains(r#""add_webhook":"#), "{json}");
+    let back: Request = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, original);
+}
+
+#[test]
+fn error_messages_are_lowercase_and_say_what_to_do() {
+    let cases = [
+        (
+            E::UnknownRegion { region: "mars".into() },
+            "unknown region \"mars\" (add it first: vantagectl region add mars)",
+        ),
+        (
+            E::DuplicateName { kind: ObjectKind::Endpoint, name: "api".into() },
+            "endpoint \"api\" already exists",
+        ),
+        (E::NotFound { kind: ObjectKind::Maintenance, id: 4 }, "no maintenance window has id 4"),
+        (
+            E::InvalidTimeout { timeout_ms: 5_000, interval_ms: 5_000 },
+            "invalid timeout 5000 ms: must be above zero, at most 10m and below the interval (5000 ms)",
+        ),
+    ];
+    for (error, want) in cases {
+        assert_eq!(error.to_string(), want);
+    }
+    assert!(format!("{:?}", WebhookSecret("whsec_topsecret_value".into())).contains("redacted"));
+}
