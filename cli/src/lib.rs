@@ -1,4 +1,82 @@
-//! `vantagectl`, the Vantage admin CLI: endpoints, probes, shards and the
-//! cluster, managed over the coordinator's AdminService.
+//! `vantagectl`, the Vantage admin CLI: endpoints, regions, webhooks,
+//! maintenance windows and the coordinator cluster, managed over the
+//! coordinator's AdminService (gRPC), plus configuration as code (`apply`,
+//! `export`).
 //!
-//! Nothing is built here yet; see `ARCHITECTURE.md` for what is planned.
+//! `main.rs` only parses arguments and calls [`run`]; everything else is
+//! here, so tests drive it directly.
+//!
+//! Modules:
+//! - [`args`]: the command line (clap), with per-value checks.
+//! - [`settings`]: global options and environment → connection options
+//!   (server URL, token, TLS files).
+//! - [`client`]: the AdminService client: bearer token, per-call deadline,
+//!   bounded retries reusing the idempotency key.
+//! - [`keys`]: idempotency keys, random or derived from content.
+//! - [`error`]: every failure, its message and its exit code; gRPC status
+//!   interpretation.
+//! - [`model`]: the objects as plain data (also the `--json` shapes).
+//! - [`wire`]: conversions between [`model`] and the protobuf messages.
+//! - [`validate`]: client-side checks mirroring the coordinator's rules.
+//! - [`document`]: the YAML document of `apply`/`export`.
+//! - [`diff`]: the pure diff between a document and the live state.
+//! - [`output`], [`table`]: tables, detail views, JSON.
+//! - [`timefmt`]: durations and RFC 3339 instants.
+//! - [`cmd`]: one module per command group.
+
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod client;
+pub mod cmd;
+pub mod diff;
+pub mod document;
+pub mod error;
+pub mod keys;
+pub mod model;
+pub mod output;
+pub mod settings;
+pub mod table;
+pub mod timefmt;
+pub mod validate;
+pub mod wire;
+
+use std::io::Write;
+
+use vantage_core::clock::WallClock;
+
+use crate::args::{Cli, Command};
+use crate::client::AdminClient;
+use crate::cmd::Context;
+pub use crate::error::Error;
+
+/// Runs one parsed command line: connects (lazily), runs the command and
+/// writes its output to `out`. `env` looks up environment variables and
+/// `clock` gives the wall-clock time, so tests can set both.
+pub async fn run(
+    cli: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+    clock: &dyn WallClock,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let options = settings::connect_options(&cli.global, env)?;
+    let ctx = Context {
+        client: AdminClient::connect(&options)?,
+        json: cli.global.json,
+        consistent: cli.global.consistent,
+        server: options.server.clone(),
+        clock,
+        env,
+    };
+    match &cli.command {
+        Command::Endpoint(command) => cmd::endpoint::run(&ctx, command, out).await?,
+        Command::Region(command) => cmd::region::run(&ctx, command, out).await?,
+        Command::Webhook(command) => cmd::webhook::run(&ctx, command, out).await?,
+        Command::Maintenance(command) => cmd::maintenance::run(&ctx, command, out).await?,
+        Command::Cluster(command) => cmd::cluster::run(&ctx, command, out).await?,
+        Command::Apply(args) => cmd::apply::run(&ctx, args, out).await?,
+        Command::Export => cmd::export::run(&ctx, out).await?,
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,10 +1,11 @@
-//! The Vantage coordinator: the Raft-replicated mesh state and, in later
-//! increments, the gRPC services for probes and admins, the agreement runner
-//! that declares outages only on a quorum of regions, alert delivery, TSDB
-//! export and the HTTP status page.
+//! The Vantage coordinator: a 3- or 5-node cluster, replicated with Raft,
+//! that holds the mesh's configuration and serves admins over gRPC; later
+//! also probes' streams, the agreement runner that declares outages only on
+//! a quorum of regions, alert delivery, TSDB export and the status page.
 //!
-//! What is built so far is the cluster's foundation: the replicated state
-//! machine and its durable storage. There is no network and no binary yet.
+//! Built so far: the replicated state on durable storage, the Raft network
+//! and node runtime, TLS, admin tokens, the AdminService and the
+//! `vantage-coordinator` binary (`run`, `certs init`).
 //!
 //! Modules:
 //! - [`state`]: the replicated state ([`state::MeshState`]: regions,
@@ -15,7 +16,31 @@
 //! - [`raft`]: the openraft type configuration ([`raft::TypeConfig`]) and
 //!   the durable store under a node's `data_dir` ([`raft::store`]: the log
 //!   and vote in redb, fsynced before acknowledged; snapshots as atomically
-//!   replaced files).
+//!   replaced files), the tonic network and peer listener
+//!   ([`raft::network`], [`raft::server`], TLS in [`raft::tls`]).
+//! - [`node`]: a running cluster node ([`node::ClusterNode`]): bootstrap,
+//!   writes and linearizable reads from any node (forwarded to the leader),
+//!   membership, leadership transfer, status, graceful shutdown.
+//! - [`config`]: the node's configuration file (`coordinator.toml`), typed
+//!   and validated before any port is bound; errors name the key and line.
+//! - [`certs`]: `certs init`, a cluster CA and node and admin certificates
+//!   generated with rcgen.
+//! - [`tls`]: the rustls configurations (API, HTTP, Raft listener requiring
+//!   a node certificate from the cluster CA, peer client), ring provider.
+//! - [`auth`]: admin bearer tokens, hashed (SHA-256) and compared in
+//!   constant time; the bootstrap token file.
+//! - [`admin`]: the AdminService over a [`admin::Cluster`].
+//! - [`listener`]: the accept loop (TLS handshakes with deadlines) shared by
+//!   the gRPC and HTTP listeners.
+//! - [`app`]: the runtime behind `vantage-coordinator run`.
 
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod certs;
+pub mod config;
+pub mod listener;
+pub mod node;
 pub mod raft;
 pub mod state;
+pub mod tls;

@@ -6,7 +6,7 @@
 //! - [`spec`]: what one check is ([`spec::CheckSpec`]): the target parsed from a
 //!   URL (`http`, `https`, `tcp`, `tls`, `dns`), timeouts, redirect policy and
 //!   address-family preference, with validation that names what is wrong.
-//! - [`assert`]: what a check expects of its answer (status codes, body, JSON
+//! - [`assert`](mod@assert): what a check expects of its answer (status codes, body, JSON
 //!   pointer, headers, latency ceilings, certificate lifetime) and the pure
 //!   evaluation of those expectations.
 //! - [`result`]: what one check produced ([`result::CheckResult`]): timing

@@ -9,8 +9,11 @@
 //! Modules:
 //! - [`pb`]: the generated code.
 //! - [`check`]: check results (`CheckResult`, phases, errors, TLS details).
+//! - [`raft`]: the peer protocol between coordinators (`RaftService`) and its
+//!   size limits.
 
 pub mod check;
+pub mod raft;
 
 /// Generated protobuf and tonic code for package `vantage.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -15,6 +15,8 @@
 //!   zone, with per-name delays and SERVFAIL.
 //! - [`blackhole`] — a TCP address whose connects never complete, and an
 //!   address whose connects are refused.
+//! - [`process`] — the workspace's binaries as child processes that die with
+//!   the test.
 //!
 //! Architecture invariant: test traffic goes only to loopback addresses, and
 //! this crate does not depend on `vantage-probe` or `vantage-core` (the probe
@@ -29,6 +31,7 @@ pub mod blackhole;
 pub mod dns_target;
 pub mod http_target;
 pub mod pki;
+pub mod process;
 
 mod tasks;
 

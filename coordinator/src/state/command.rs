@@ -154,6 +154,13 @@ pub enum Command {
         /// The token to revoke.
         id: AdminTokenId,
     },
+    /// Records that a coordinator node is being removed from the cluster,
+    /// so its id is never given to another node. Committed before the
+    /// membership change that removes it.
+    RetireNode {
+        /// The coordinator node's id.
+        node_id: u64,
+    },
 }
 
 /// What applying one log entry produced.
@@ -277,6 +284,13 @@ pub enum Outcome {
     AdminTokenRevoked {
         /// Its id.
         id: AdminTokenId,
+    },
+    /// A coordinator node id was retired.
+    NodeRetired {
+        /// The node's id.
+        node_id: u64,
+        /// False when it already was.
+        changed: bool,
     },
 }
 

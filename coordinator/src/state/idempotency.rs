@@ -79,6 +79,11 @@ impl RecentRequests {
         }
     }
 
+    /// The response remembered for `key`, whatever command it came with.
+    pub fn response(&self, key: &IdempotencyKey) -> Option<&CommandResponse> {
+        self.by_key.get(key).map(|seen| &seen.response)
+    }
+
     /// Remembers a new key's response, forgetting the oldest beyond the
     /// capacity.
     pub fn remember(&mut self, key: IdempotencyKey, fingerprint: u64, response: CommandResponse) {

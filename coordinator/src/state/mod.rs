@@ -11,6 +11,8 @@
 //! function per command:
 //! - [`regions`], [`endpoints`], [`probes`], [`webhooks`], [`maintenance`],
 //!   [`admin_tokens`];
+//! - [`cluster`]: the coordinator cluster's own bookkeeping (ids of removed
+//!   nodes, never reused);
 //! - [`command`]: [`Request`], [`Command`], [`CommandResponse`];
 //! - [`idempotency`]: the bounded memory of recent requests;
 //! - [`snapshot`]: the versioned snapshot format;
@@ -20,6 +22,7 @@
 //! table in [`MeshState`] with a serde default, and their commands.
 
 pub mod admin_tokens;
+pub mod cluster;
 pub mod command;
 pub mod endpoints;
 pub mod idempotency;
@@ -35,7 +38,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -76,6 +79,9 @@ struct Tables {
     maintenance: BTreeMap<MaintenanceId, MaintenanceWindow>,
     admin_tokens: BTreeMap<AdminTokenId, AdminToken>,
     recent_requests: RecentRequests,
+    /// Ids of coordinator nodes removed from the cluster; never reused.
+    #[serde(default)]
+    retired_nodes: BTreeSet<u64>,
 }
 
 impl MeshState {
@@ -133,6 +139,7 @@ impl MeshState {
             Command::RemoveMaintenance { id } => maintenance::remove_maintenance(self, *id),
             Command::AddAdminToken(spec) => admin_tokens::add_admin_token(self, at, spec),
             Command::RevokeAdminToken { id } => admin_tokens::revoke_admin_token(self, *id),
+            Command::RetireNode { node_id } => Ok(cluster::retire_node(self, *node_id)),
         }
     }
 
@@ -181,6 +188,12 @@ impl MeshState {
     /// about a valid token.
     pub fn admin_token_by_hash(&self, hash: &TokenHash) -> Option<&AdminToken> {
         self.tables.admin_tokens.values().find(|t| t.token_hash == *hash)
+    }
+
+    /// Ids of coordinator nodes that were removed from the cluster; a new
+    /// node must not use one of them.
+    pub fn retired_nodes(&self) -> &BTreeSet<u64> {
+        &self.tables.retired_nodes
     }
 
     /// The last id assigned for each kind of object.

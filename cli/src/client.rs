@@ -1,0 +1,470 @@
+//! The AdminService client: one connection, the bearer token on every call,
+//! a deadline per call, and bounded retries that reuse the change's
+//! idempotency key.
+//!
+//! Every method takes and returns [`crate::model`] types; protobuf messages
+//! are built and read here and in [`crate::wire`] only.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint as ChannelEndpoint, Identity};
+use tonic::{Code, Request, Response, Status};
+use vantage_proto::pb;
+use vantage_proto::pb::admin_service_client::AdminServiceClient;
+
+use crate::error::{CallContext, Error};
+use crate::keys::IdempotencyKey;
+use crate::model::{
+    ClusterStatus, Endpoint, EndpointSpec, LiveState, Maintenance, MaintenanceSpec, Region, Webhook,
+    WebhookSpec,
+};
+use crate::wire::webhook_spec_to_wire;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
+    pub server: String,
+    /// The admin token, sent as `authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// TLS material for `https://`; `None` for `http://`.
+    pub tls: Option<TlsFiles>,
+    /// How long one attempt of a call may take.
+    pub call_timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// Retries of calls that failed for want of a coordinator.
+    pub retry: RetryPolicy,
+}
+
+/// PEM files for a TLS connection.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// The only CA trusted; `None`: the public roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate and its key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// How often and how patiently a call is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, at least one.
+    pub attempts: u32,
+    /// The wait after the first failure; it doubles each time.
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 3, first_backoff: Duration::from_millis(250) }
+    }
+}
+
+/// What a removal removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// The removed object's id (0 for regions, or when unknown).
+    pub id: u64,
+    /// Its name (empty when unknown).
+    pub name: String,
+}
+
+impl Removed {
+    /// `endpoint api (id 3)`, `region eu-west`, `webhook 4`.
+    pub fn describe(&self, kind: &str) -> String {
+        match (self.name.is_empty(), self.id) {
+            (false, 0) => format!("{kind} {}", self.name),
+            (false, id) => format!("{kind} {} (id {id})", self.name),
+            (true, id) => format!("{kind} {id}"),
+        }
+    }
+
+    /// What is known of an object removed by an attempt whose reply was
+    /// lost: the reference the caller gave.
+    fn from_reference(reference: &str) -> Removed {
+        match reference.parse::<u64>() {
+            Ok(id) => Removed { id, name: String::new() },
+            Err(_) => Removed { id: 0, name: reference.to_string() },
+        }
+    }
+}
+
+type Client = AdminServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// A connection to one coordinator's AdminService.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    client: Client,
+    context: CallContext,
+    retry: RetryPolicy,
+}
+
+impl AdminClient {
+    /// Prepares a connection; it is made on the first call, so an
+    /// unreachable coordinator is reported by that call.
+    pub fn connect(options: &ConnectOptions) -> Result<AdminClient, Error> {
+        let usage = |reason: String| Error::usage(format!("invalid --server {:?}: {reason}", options.server));
+        let mut endpoint = ChannelEndpoint::from_shared(options.server.clone())
+            .map_err(|e| usage(e.to_string()))?
+            .connect_timeout(options.connect_timeout)
+            .tcp_nodelay(true);
+        if let Some(files) = &options.tls {
+            let mut tls = ClientTlsConfig::new();
+            tls = match &files.ca_pem {
+                Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+                None => tls.with_webpki_roots(),
+            };
+            if let Some((cert, key)) = &files.identity {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| usage(format!("TLS setup failed: {e}")))?;
+        }
+        let token = match &options.token {
+            Some(token) => {
+                let mut value = MetadataValue::try_from(format!("Bearer {token}"))
+                    .map_err(|_| Error::usage("the admin token is not a valid header value"))?;
+                // Keeps it out of HTTP/2 header compression and debug output.
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        let client = AdminServiceClient::with_interceptor(endpoint.connect_lazy(), BearerToken(token));
+        Ok(AdminClient {
+            client,
+            context: CallContext {
+                server: options.server.clone(),
+                token_given: options.token.is_some(),
+                call_timeout: options.call_timeout,
+            },
+            retry: options.retry,
+        })
+    }
+
+    /// Lists endpoints.
+    pub async fn list_endpoints(&self, consistent: bool) -> Result<Vec<Endpoint>, Error> {
+        let reply = self
+            .call(pb::ListRequest { consistent }, |mut c, r| async move { c.list_endpoints(r).await })
+            .await?;
+        reply.endpoints.into_iter().map(Endpoint::try_from).collect()
+    }
+
+    /// Fetches one endpoint by name or id.
+    pub async fn get_endpoint(&self, id_or_name: &str, consistent: bool) -> Result<Endpoint, Error> {
+        let request = pb::GetEndpointRequest { endpoint: Some(endpoint_ref(id_or_name)), consistent };
+        self.call(request, |mut c, r| async move { c.get_endpoint(r).await }).await?.try_into()
+    }
+
+    /// Adds an endpoint.
+    pub async fn add_endpoint(&self, spec: &EndpointSpec, key: &IdempotencyKey) -> Result<Endpoint, Error> {
+        let request = pb::AddEndpointRequest { mutation: Some(mutation(key)), spec: Some(spec.into()) };
+        self.call(request, |mut c, r| async move { c.add_endpoint(r).await }).await?.try_into()
+    }
+
+    /// Replaces an endpoint's whole specification; `bool`: whether it
+    /// changed.
+    pub async fn update_endpoint(
+        &self,
+        id_or_name: &str,
+        spec: &EndpointSpec,
+        key: &IdempotencyKey,
+    ) -> Result<(Endpoint, bool), Error> {
+        let request = pb::UpdateEndpointRequest {
+            mutation: Some(mutation(key)),
+            endpoint: Some(endpoint_ref(id_or_name)),
+            spec: Some(spec.into()),
+        };
+        let reply = self.call(request, |mut c, r| async move { c.update_endpoint(r).await }).await?;
+        let changed = reply.changed;
+        Ok((reply.try_into()?, changed))
+    }
+
+    /// Pauses or resumes an endpoint; `bool`: whether it changed.
+    pub async fn set_endpoint_paused(
+        &self,
+        id_or_name: &str,
+        paused: bool,
+        key: &IdempotencyKey,
+    ) -> Result<(Endpoint, bool), Error> {
+        let request = pb::SetEndpointPausedRequest {
+            mutation: Some(mutation(key)),
+            endpoint: Some(endpoint_ref(id_or_name)),
+            paused,
+        };
+        let reply = self.call(request, |mut c, r| async move { c.set_endpoint_paused(r).await }).await?;
+        let changed = reply.changed;
+        Ok((reply.try_into()?, changed))
+    }
+
+    /// Removes an endpoint.
+    pub async fn remove_endpoint(&self, id_or_name: &str, key: &IdempotencyKey) -> Result<Removed, Error> {
+        let request = pb::RemoveEndpointRequest {
+            mutation: Some(mutation(key)),
+            endpoint: Some(endpoint_ref(id_or_name)),
+        };
+        self.call_removal(id_or_name, request, |mut c, r| async move { c.remove_endpoint(r).await }).await
+    }
+
+    /// Lists regions.
+    pub async fn list_regions(&self, consistent: bool) -> Result<Vec<Region>, Error> {
+        let reply = self
+            .call(pb::ListRequest { consistent }, |mut c, r| async move { c.list_regions(r).await })
+            .await?;
+        Ok(reply.regions.into_iter().map(Region::from).collect())
+    }
+
+    /// Adds a region.
+    pub async fn add_region(&self, name: &str, key: &IdempotencyKey) -> Result<Region, Error> {
+        let request = pb::AddRegionRequest { mutation: Some(mutation(key)), name: name.to_string() };
+        Ok(self.call(request, |mut c, r| async move { c.add_region(r).await }).await?.into())
+    }
+
+    /// Removes a region.
+    pub async fn remove_region(&self, name: &str, key: &IdempotencyKey) -> Result<Removed, Error> {
+        let request = pb::RemoveRegionRequest { mutation: Some(mutation(key)), name: name.to_string() };
+        self.call_removal(name, request, |mut c, r| async move { c.remove_region(r).await }).await
+    }
+
+    /// Lists webhooks (without secrets).
+    pub async fn list_webhooks(&self, consistent: bool) -> Result<Vec<Webhook>, Error> {
+        let reply = self
+            .call(pb::ListRequest { consistent }, |mut c, r| async move { c.list_webhooks(r).await })
+            .await?;
+        reply.webhooks.into_iter().map(Webhook::try_from).collect()
+    }
+
+    /// Adds a webhook with its signing secret.
+    pub async fn add_webhook(
+        &self,
+        spec: &WebhookSpec,
+        secret: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Webhook, Error> {
+        let request = pb::AddWebhookRequest {
+            mutation: Some(mutation(key)),
+            spec: Some(webhook_spec_to_wire(spec, secret)),
+        };
+        self.call(request, |mut c, r| async move { c.add_webhook(r).await }).await?.try_into()
+    }
+
+    /// Replaces a webhook's whole specification in place (it keeps its
+    /// id). An empty `secret` keeps the stored one.
+    pub async fn update_webhook(
+        &self,
+        id_or_name: &str,
+        spec: &WebhookSpec,
+        secret: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Webhook, Error> {
+        let request = pb::UpdateWebhookRequest {
+            mutation: Some(mutation(key)),
+            id_or_name: id_or_name.to_string(),
+            spec: Some(webhook_spec_to_wire(spec, secret)),
+        };
+        self.call(request, |mut c, r| async move { c.update_webhook(r).await }).await?.try_into()
+    }
+
+    /// Removes a webhook by name or id.
+    pub async fn remove_webhook(&self, id_or_name: &str, key: &IdempotencyKey) -> Result<Removed, Error> {
+        let request =
+            pb::RemoveWebhookRequest { mutation: Some(mutation(key)), id_or_name: id_or_name.to_string() };
+        self.call_removal(id_or_name, request, |mut c, r| async move { c.remove_webhook(r).await }).await
+    }
+
+    /// Lists maintenance windows.
+    pub async fn list_maintenance(&self, consistent: bool) -> Result<Vec<Maintenance>, Error> {
+        let reply = self
+            .call(pb::ListRequest { consistent }, |mut c, r| async move { c.list_maintenance(r).await })
+            .await?;
+        reply.windows.into_iter().map(Maintenance::try_from).collect()
+    }
+
+    /// Adds a maintenance window.
+    pub async fn add_maintenance(
+        &self,
+        spec: &MaintenanceSpec,
+        key: &IdempotencyKey,
+    ) -> Result<Maintenance, Error> {
+        let request = pb::AddMaintenanceRequest { mutation: Some(mutation(key)), spec: Some(spec.into()) };
+        self.call(request, |mut c, r| async move { c.add_maintenance(r).await }).await?.try_into()
+    }
+
+    /// Removes a maintenance window.
+    pub async fn remove_maintenance(&self, id: u64, key: &IdempotencyKey) -> Result<Removed, Error> {
+        let request = pb::RemoveMaintenanceRequest { mutation: Some(mutation(key)), id };
+        self.call_removal(&id.to_string(), request, |mut c, r| async move { c.remove_maintenance(r).await })
+            .await
+    }
+
+    /// Everything `apply` and `export` manage, read in four calls.
+    pub async fn live_state(&self, consistent: bool) -> Result<LiveState, Error> {
+        Ok(LiveState {
+            regions: self.list_regions(consistent).await?,
+            endpoints: self.list_endpoints(consistent).await?,
+            webhooks: self.list_webhooks(consistent).await?,
+            maintenance: self.list_maintenance(consistent).await?,
+        })
+    }
+
+    /// The cluster as the answering node sees it.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, Error> {
+        let reply = self
+            .call(pb::ClusterStatusRequest {}, |mut c, r| async move { c.cluster_status(r).await })
+            .await?;
+        Ok(reply.into())
+    }
+
+    /// Adds a node (learner first, then voter unless `learner_only`).
+    pub async fn add_node(
+        &self,
+        id: u64,
+        api_addr: &str,
+        raft_addr: &str,
+        learner_only: bool,
+    ) -> Result<ClusterStatus, Error> {
+        let request = pb::AddNodeRequest {
+            id,
+            api_addr: api_addr.to_string(),
+            raft_addr: raft_addr.to_string(),
+            learner_only,
+        };
+        Ok(self.call(request, |mut c, r| async move { c.add_node(r).await }).await?.into())
+    }
+
+    /// Removes a node.
+    pub async fn remove_node(&self, id: u64) -> Result<ClusterStatus, Error> {
+        let request = pb::RemoveNodeRequest { id };
+        Ok(self.call(request, |mut c, r| async move { c.remove_node(r).await }).await?.into())
+    }
+
+    /// Hands leadership to `to` (`None`: the cluster chooses).
+    pub async fn transfer_leader(&self, to: Option<u64>) -> Result<ClusterStatus, Error> {
+        let request = pb::TransferLeaderRequest { to: to.unwrap_or(0) };
+        Ok(self.call(request, |mut c, r| async move { c.transfer_leader(r).await }).await?.into())
+    }
+
+    /// Builds a snapshot now; returns the log index it covers.
+    pub async fn trigger_snapshot(&self) -> Result<u64, Error> {
+        let reply = self
+            .call(pb::TriggerSnapshotRequest {}, |mut c, r| async move { c.trigger_snapshot(r).await })
+            .await?;
+        Ok(reply.last_included_index)
+    }
+
+    /// One call with a deadline per attempt, retried with backoff while the
+    /// coordinator is unavailable or slow. The request, idempotency key
+    /// included, is the same on every attempt, so a change whose reply was
+    /// lost is answered from the coordinator's memory, not applied again.
+    async fn call<Req, Resp, Fut>(
+        &self,
+        request: Req,
+        send: impl Fn(Client, Request<Req>) -> Fut,
+    ) -> Result<Resp, Error>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        self.attempts(request, send).await.map_err(|failure| failure.error)
+    }
+
+    /// A removal. The coordinator resolves the object before it looks the
+    /// idempotency key up, so when an attempt's reply was lost the retry
+    /// finds nothing: "not found" after a transient failure means the
+    /// earlier attempt removed it.
+    async fn call_removal<Req, Fut>(
+        &self,
+        reference: &str,
+        request: Req,
+        send: impl Fn(Client, Request<Req>) -> Fut,
+    ) -> Result<Removed, Error>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<Response<pb::RemoveReply>, Status>>,
+    {
+        match self.attempts(request, send).await {
+            Ok(reply) => Ok(Removed { id: reply.id, name: reply.name }),
+            Err(Failure { code: Some(Code::NotFound), after_transient: true, .. }) => {
+                Ok(Removed::from_reference(reference))
+            }
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    async fn attempts<Req, Resp, Fut>(
+        &self,
+        request: Req,
+        send: impl Fn(Client, Request<Req>) -> Fut,
+    ) -> Result<Resp, Failure>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let mut backoff = self.retry.first_backoff;
+        let mut attempt = 1;
+        let mut after_transient = false;
+        loop {
+            let mut message = Request::new(request.clone());
+            message.set_timeout(self.context.call_timeout);
+            let answer =
+                tokio::time::timeout(self.context.call_timeout, send(self.client.clone(), message)).await;
+            let error = match answer {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) if is_transient(&status) => self.context.error_from_status(&status),
+                Ok(Err(status)) => {
+                    let error = self.context.error_from_status(&status);
+                    return Err(Failure { error, code: Some(status.code()), after_transient });
+                }
+                Err(_elapsed) => self.context.timed_out(),
+            };
+            if attempt >= self.retry.attempts.max(1) {
+                return Err(Failure { error, code: None, after_transient });
+            }
+            after_transient = true;
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+}
+
+/// A call that failed for good.
+struct Failure {
+    error: Error,
+    /// The status code of the final answer, when the coordinator answered.
+    code: Option<Code>,
+    /// Whether an earlier attempt failed transiently (so its change may
+    /// have been applied).
+    after_transient: bool,
+}
+
+/// Failures worth another attempt: no coordinator (yet), or no answer in
+/// time. Everything else is an answer and is final.
+fn is_transient(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+}
+
+fn mutation(key: &IdempotencyKey) -> pb::Mutation {
+    pb::Mutation { idempotency_key: key.as_str().to_string() }
+}
+
+fn endpoint_ref(id_or_name: &str) -> pb::EndpointRef {
+    pb::EndpointRef { id_or_name: id_or_name.to_string() }
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Debug, Clone)]
+struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}

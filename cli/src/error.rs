@@ -1,0 +1,336 @@
+//! What can go wrong, as one enum: each variant says what happened and,
+//! where it helps, what to do. [`Error::exit_code`] maps it to the exit
+//! status (2 for usage errors, 1 for everything else).
+
+use std::error::Error as _;
+use std::io;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+
+use crate::timefmt::format_duration;
+
+/// Every failure of a vantagectl command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line asks for something invalid; nothing was sent.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong, naming the argument.
+        message: String,
+    },
+    /// The coordinator could not be reached at all (connect, TLS or HTTP/2
+    /// failed).
+    #[error("cannot reach the coordinator at {server}: {detail} ({hint})")]
+    Unreachable {
+        /// The `--server` URL.
+        server: String,
+        /// The transport's error chain.
+        detail: String,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// Every attempt ran out of time.
+    #[error(
+        "the coordinator at {server} did not answer within {after} (it may be overloaded or cut off from \
+         its peers; retry, or raise --call-timeout)"
+    )]
+    TimedOut {
+        /// The `--server` URL.
+        server: String,
+        /// The per-call timeout, formatted.
+        after: String,
+    },
+    /// The coordinator wants a token and none was given.
+    #[error("no admin token given and the coordinator requires one: {message} (pass --token-file FILE or set VANTAGE_TOKEN)")]
+    TokenMissing {
+        /// The coordinator's message.
+        message: String,
+    },
+    /// The coordinator refused the token given.
+    #[error("the coordinator refused the admin token: {message} (check --token-file FILE or VANTAGE_TOKEN)")]
+    TokenRefused {
+        /// The coordinator's message.
+        message: String,
+    },
+    /// The coordinator answered with an error of its own; its message is
+    /// meant for humans and printed as is.
+    #[error("{message}")]
+    Refused {
+        /// The gRPC status code.
+        code: Code,
+        /// The coordinator's message.
+        message: String,
+    },
+    /// A local file (token, CA, secret, configuration) cannot be used.
+    #[error("{what} {path}: {reason}")]
+    File {
+        /// What the file is for, e.g. `--ca`.
+        what: &'static str,
+        /// Its path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A configuration document does not parse; the position is exact.
+    #[error("{path}:{line}:{column}: {message}")]
+    DocumentSyntax {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A configuration document parses but says something invalid.
+    #[error("{path}: {message}")]
+    Document {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the item.
+        message: String,
+    },
+    /// The coordinator answered something this client cannot use.
+    #[error("unexpected answer from the coordinator: {reason}")]
+    BadReply {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// One change of an `apply` failed; the changes before it were applied.
+    #[error(
+        "{change}: {source} ({done} change(s) before it were applied; fix the cause and run apply again)"
+    )]
+    Apply {
+        /// The change, as the diff shows it.
+        change: String,
+        /// How many changes were applied before it.
+        done: usize,
+        /// Why it failed.
+        source: Box<Error>,
+    },
+    /// A maintenance window names an endpoint that has no id yet.
+    #[error("endpoint {name:?} does not exist yet; run apply again")]
+    UnresolvedEndpoint {
+        /// The endpoint's name.
+        name: String,
+    },
+    /// `apply` sent its changes but the coordinator still differs.
+    #[error(
+        "apply did not converge: {remaining} change(s) still differ after applying, first: {first} (someone \
+         may be changing the same objects; run apply again)"
+    )]
+    NotConverged {
+        /// How many changes remain.
+        remaining: usize,
+        /// The first of them.
+        first: String,
+    },
+    /// No random idempotency key could be made.
+    #[error("the operating system's random number generator failed; cannot make an idempotency key")]
+    NoRandomness,
+    /// Writing to standard output failed.
+    #[error("cannot write the output: {source}")]
+    Output {
+        /// The I/O error.
+        #[from]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit status for this error: 2 for usage errors, 1 for
+    /// every other failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage { .. } => 2,
+            Error::Apply { source, .. } => source.exit_code(),
+            _ => 1,
+        }
+    }
+
+    /// A usage error.
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Usage { message: message.into() }
+    }
+}
+
+/// What a status is interpreted against.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The `--server` URL.
+    pub server: String,
+    /// Whether a token was sent.
+    pub token_given: bool,
+    /// The per-call timeout.
+    pub call_timeout: Duration,
+}
+
+impl CallContext {
+    /// The error for a call that ran out of time on this side.
+    pub fn timed_out(&self) -> Error {
+        Error::TimedOut { server: self.server.clone(), after: format_duration(self.call_timeout) }
+    }
+
+    /// Interprets a failed call's status.
+    ///
+    /// A status with a `source` was made by the client's transport (connect,
+    /// TLS, HTTP/2), not sent by the coordinator: that is "cannot reach".
+    /// Statuses the coordinator sent carry its own message, which is
+    /// printed as is (for example `no leader: 1 of 3 nodes reachable, a
+    /// quorum needs 2`).
+    pub fn error_from_status(&self, status: &Status) -> Error {
+        let from_transport = status.source().is_some();
+        let message = server_message(status);
+        match status.code() {
+            Code::Unavailable | Code::Unknown | Code::Internal if from_transport => {
+                let detail = transport_detail(status);
+                let hint = transport_hint(&detail);
+                Error::Unreachable { server: self.server.clone(), detail, hint }
+            }
+            Code::Cancelled if from_transport => self.timed_out(),
+            Code::DeadlineExceeded => self.timed_out(),
+            Code::Unauthenticated if self.token_given => Error::TokenRefused { message },
+            Code::Unauthenticated => Error::TokenMissing { message },
+            code => Error::Refused { code, message },
+        }
+    }
+}
+
+/// The coordinator's message, or a description of the code when it sent
+/// none.
+fn server_message(status: &Status) -> String {
+    let message = status.message().trim();
+    if message.is_empty() {
+        format!("the coordinator answered {:?} without a message", status.code())
+    } else {
+        message.to_string()
+    }
+}
+
+/// The transport error and its causes, each once: `tcp connect error:
+/// Connection refused (os error 111)`.
+fn transport_detail(status: &Status) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut push = |text: String| {
+        let text = text.trim().to_string();
+        // tonic wraps causes in a bare "transport error", which says nothing.
+        if !text.is_empty() && text != "transport error" && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    };
+    push(status.message().to_string());
+    let mut cause = status.source();
+    while let Some(err) = cause {
+        push(err.to_string());
+        cause = err.source();
+    }
+    if parts.is_empty() {
+        "connection failed".to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// What to check, judging from the transport's error.
+fn transport_hint(detail: &str) -> &'static str {
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("notvalidforname") {
+        "check --ca: it must be the CA that signed the coordinator's certificate, and the --server host must \
+         be in that certificate"
+    } else if lower.contains("corrupt message")
+        || lower.contains("invalidcontenttype")
+        || lower.contains("h2 was not negotiated")
+        || lower.contains("frame with invalid size")
+    {
+        "does the coordinator speak TLS? use http:// for clusters with insecure = true, https:// otherwise"
+    } else {
+        "is it running? check --server"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(token_given: bool) -> CallContext {
+        CallContext {
+            server: "http://127.0.0.1:7400".into(),
+            token_given,
+            call_timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn exit_codes_are_two_for_usage_and_one_for_failures() {
+        let cases: Vec<(Error, u8)> = vec![
+            (Error::usage("bad flag"), 2),
+            (Error::Refused { code: Code::InvalidArgument, message: "x".into() }, 1),
+            (ctx(true).timed_out(), 1),
+            (Error::DocumentSyntax { path: "a".into(), line: 1, column: 1, message: "m".into() }, 1),
+            (Error::Output { source: io::Error::other("pipe") }, 1),
+            (ctx(true).error_from_status(&Status::unavailable("no leader")), 1),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_messages_that_say_what_to_do() {
+        let transport = Status::from_error(Box::new(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )));
+        // `from_error` finds no status in an io::Error and makes an Unknown
+        // one with the error as its source, like a failed connect.
+        let cases: Vec<(Status, bool, &str)> = vec![
+            (
+                Status::unavailable("no leader: 1 of 3 nodes reachable, a quorum needs 2"),
+                true,
+                "no leader: 1 of 3 nodes reachable, a quorum needs 2",
+            ),
+            (
+                transport,
+                true,
+                "cannot reach the coordinator at http://127.0.0.1:7400: Connection refused (os error 111) \
+                 (is it running? check --server)",
+            ),
+            (
+                Status::unauthenticated("missing bearer token"),
+                false,
+                "no admin token given and the coordinator requires one: missing bearer token (pass \
+                 --token-file FILE or set VANTAGE_TOKEN)",
+            ),
+            (
+                Status::unauthenticated("invalid token"),
+                true,
+                "the coordinator refused the admin token: invalid token (check --token-file FILE or \
+                 VANTAGE_TOKEN)",
+            ),
+            (
+                Status::deadline_exceeded("deadline"),
+                true,
+                "the coordinator at http://127.0.0.1:7400 did not answer within 10s (it may be overloaded or \
+                 cut off from its peers; retry, or raise --call-timeout)",
+            ),
+            (Status::already_exists("endpoint \"api\" already exists"), true, "endpoint \"api\" already exists"),
+            (
+                Status::invalid_argument(""),
+                true,
+                "the coordinator answered InvalidArgument without a message",
+            ),
+        ];
+        for (status, token_given, want) in cases {
+            assert_eq!(ctx(token_given).error_from_status(&status).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn certificate_failures_point_at_the_ca() {
+        assert!(transport_hint("invalid peer certificate: UnknownIssuer").contains("--ca"));
+        assert!(transport_hint("received corrupt message of type InvalidContentType").contains("http://"));
+        assert!(transport_hint("tcp connect error").contains("--server"));
+    }
+}

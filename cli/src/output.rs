@@ -1,0 +1,289 @@
+//! How objects are shown: aligned tables and detail views for humans, and
+//! JSON for scripts (the [`crate::model`] types serialized as they are).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::model::{ClusterStatus, Endpoint, Expectations, Labels, Maintenance, Region, Webhook};
+use crate::table::Table;
+use crate::timefmt::{format_ms, format_rfc3339_ms};
+
+/// Writes `value` as pretty JSON and a newline.
+pub fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::BadReply { reason: format!("cannot encode JSON: {e}") })?;
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Endpoints as a table: one row each.
+pub fn endpoints_table(endpoints: &[Endpoint]) -> Table {
+    let mut table =
+        Table::new(["ID", "NAME", "KIND", "URL", "INTERVAL", "TIMEOUT", "REGIONS", "FLAGS", "LABELS"]);
+    for e in endpoints {
+        let s = &e.spec;
+        let mut flags = Vec::new();
+        if s.paused {
+            flags.push("paused");
+        }
+        if s.public {
+            flags.push("public");
+        }
+        if s.allow_private {
+            flags.push("allow-private");
+        }
+        table.row([
+            e.id.to_string(),
+            s.name.clone(),
+            e.kind.clone(),
+            s.url.clone(),
+            format_ms(s.interval_ms),
+            format_ms(s.timeout_ms),
+            list_or(s.regions.iter(), "all"),
+            list_or(flags.iter(), "-"),
+            labels_text(&s.labels),
+        ]);
+    }
+    table
+}
+
+/// One endpoint in detail, `key: value` lines.
+pub fn endpoint_details(e: &Endpoint) -> String {
+    let s = &e.spec;
+    let mut lines: Vec<(&str, String)> = vec![
+        ("id", e.id.to_string()),
+        ("name", s.name.clone()),
+        ("kind", e.kind.clone()),
+        ("url", s.url.clone()),
+        ("interval", format_ms(s.interval_ms)),
+        ("timeout", format_ms(s.timeout_ms)),
+        ("regions", list_or(s.regions.iter(), "all")),
+        ("public", yes_no(s.public)),
+        ("allow private", yes_no(s.allow_private)),
+        ("paused", yes_no(s.paused)),
+        ("labels", labels_text(&s.labels)),
+    ];
+    lines.extend(expectation_lines(&s.expect));
+    lines.push(("created", format_rfc3339_ms(e.created_at_unix_ms)));
+    lines.push(("updated", format_rfc3339_ms(e.updated_at_unix_ms)));
+    key_values(&lines)
+}
+
+/// Expectations as `expect …` lines; none when only the defaults apply.
+fn expectation_lines(expect: &Expectations) -> Vec<(&'static str, String)> {
+    let mut lines = vec![("expect status", expect.status.clone().unwrap_or_else(|| "200-399".into()))];
+    for text in &expect.body_contains {
+        lines.push(("expect body", format!("{text:?}")));
+    }
+    for text in &expect.body_matches {
+        lines.push(("expect regex", format!("{text:?}")));
+    }
+    for text in &expect.json {
+        lines.push(("expect json", text.clone()));
+    }
+    for text in &expect.headers {
+        lines.push(("expect header", text.clone()));
+    }
+    if let Some(ms) = expect.max_total_ms {
+        lines.push(("max total", format_ms(ms)));
+    }
+    if let Some(ms) = expect.max_ttfb_ms {
+        lines.push(("max ttfb", format_ms(ms)));
+    }
+    if let Some(days) = expect.min_cert_days {
+        lines.push(("min cert days", days.to_string()));
+    }
+    lines
+}
+
+/// Regions as a table.
+pub fn regions_table(regions: &[Region]) -> Table {
+    let mut table = Table::new(["NAME", "CREATED"]);
+    for r in regions {
+        table.row([r.name.clone(), format_rfc3339_ms(r.created_at_unix_ms)]);
+    }
+    table
+}
+
+/// Webhooks as a table (secrets are never readable; only whether one is
+/// set).
+pub fn webhooks_table(webhooks: &[Webhook]) -> Table {
+    let mut table = Table::new(["ID", "NAME", "URL", "FORMAT", "EVENTS", "LABELS", "SECRET"]);
+    for w in webhooks {
+        table.row([
+            w.id.to_string(),
+            w.spec.name.clone(),
+            w.spec.url.clone(),
+            w.spec.format.clone(),
+            list_or(w.spec.events.iter(), "all"),
+            labels_text(&w.spec.labels),
+            if w.secret_set { "set" } else { "missing" }.to_string(),
+        ]);
+    }
+    table
+}
+
+/// Maintenance windows as a table; `names` maps endpoint ids to names.
+pub fn maintenance_table(windows: &[Maintenance], names: &BTreeMap<u64, String>) -> Table {
+    let mut table = Table::new(["ID", "START", "END", "COVERS", "REASON"]);
+    for w in windows {
+        table.row([
+            w.id.to_string(),
+            format_rfc3339_ms(w.spec.starts_at_unix_ms),
+            format_rfc3339_ms(w.spec.ends_at_unix_ms),
+            coverage(&w.spec.endpoints.iter().copied().collect::<Vec<_>>(), &w.spec.labels, names),
+            w.spec.reason.clone(),
+        ]);
+    }
+    table
+}
+
+/// What a window covers: endpoint names, labels, or everything.
+fn coverage(endpoints: &[u64], labels: &Labels, names: &BTreeMap<u64, String>) -> String {
+    if endpoints.is_empty() && labels.is_empty() {
+        return "every endpoint".into();
+    }
+    let mut parts: Vec<String> =
+        endpoints.iter().map(|id| names.get(id).cloned().unwrap_or_else(|| format!("#{id}"))).collect();
+    parts.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
+    parts.join(",")
+}
+
+/// The cluster status: a summary line and one row per member.
+pub fn cluster_status_text(status: &ClusterStatus) -> String {
+    let leader = status.leader_id.map_or_else(|| "none (no quorum?)".to_string(), |id| id.to_string());
+    let mut text = format!("leader: {leader}  term: {}  answered by: node {}\n", status.term, status.node_id);
+    let mut table = Table::new(["ID", "ROLE", "API", "RAFT", "REACHABLE", "APPLIED"]);
+    for m in &status.members {
+        table.row([
+            m.id.to_string(),
+            m.role.clone(),
+            m.api_addr.clone(),
+            m.raft_addr.clone(),
+            yes_no(m.reachable),
+            m.last_applied.to_string(),
+        ]);
+    }
+    text.push_str(&table.render());
+    text
+}
+
+/// `k=v,k2=v2`, or `-` for none.
+pub fn labels_text(labels: &Labels) -> String {
+    list_or(labels.iter().map(|(k, v)| format!("{k}={v}")), "-")
+}
+
+fn list_or<I, S>(items: I, empty: &str) -> String
+where
+    I: Iterator<Item = S>,
+    S: ToString,
+{
+    let items: Vec<String> = items.map(|s| s.to_string()).collect();
+    if items.is_empty() {
+        empty.to_string()
+    } else {
+        items.join(",")
+    }
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}
+
+fn key_values(lines: &[(&str, String)]) -> String {
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    lines.iter().map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:"), width = width)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ClusterMember, EndpointSpec, MaintenanceSpec};
+
+    fn endpoint() -> Endpoint {
+        let mut spec = EndpointSpec::new("api", "https://api.example.com/health");
+        spec.interval_ms = 30_000;
+        spec.timeout_ms = 5_000;
+        spec.public = true;
+        spec.labels.insert("team".into(), "core".into());
+        Endpoint { id: 3, kind: "https".into(), spec, created_at_unix_ms: 0, updated_at_unix_ms: 1_000 }
+    }
+
+    #[test]
+    fn endpoint_rows_show_every_setting() {
+        assert_eq!(
+            endpoints_table(&[endpoint()]).render(),
+            "ID  NAME  KIND   URL                             INTERVAL  TIMEOUT  REGIONS  FLAGS   LABELS\n\
+             3   api   https  https://api.example.com/health  30s       5s       all      public  team=core\n"
+        );
+    }
+
+    #[test]
+    fn endpoint_json_has_id_name_url_and_the_spec_flat() {
+        let json = serde_json::to_value(endpoint()).unwrap();
+        assert_eq!(json["id"], 3);
+        assert_eq!(json["name"], "api");
+        assert_eq!(json["url"], "https://api.example.com/health");
+        assert_eq!(json["interval_ms"], 30_000);
+        assert_eq!(json["labels"]["team"], "core");
+        assert_eq!(json["expect"]["status"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn endpoint_details_are_aligned() {
+        let text = endpoint_details(&endpoint());
+        assert!(text.starts_with("id:            3\nname:          api\n"), "{text}");
+        assert!(text.contains("expect status: 200-399\n"), "{text}");
+    }
+
+    #[test]
+    fn cluster_status_json_has_the_documented_shape() {
+        let status = ClusterStatus {
+            leader_id: None,
+            term: 7,
+            node_id: 2,
+            members: vec![ClusterMember {
+                id: 1,
+                api_addr: "127.0.0.1:7400".into(),
+                raft_addr: "127.0.0.1:7401".into(),
+                role: "follower".into(),
+                reachable: false,
+                last_applied: 42,
+            }],
+        };
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"leader_id": null, "term": 7, "node_id": 2, "members": [{
+                "id": 1, "api_addr": "127.0.0.1:7400", "raft_addr": "127.0.0.1:7401",
+                "role": "follower", "reachable": false, "last_applied": 42}]})
+        );
+        let text = cluster_status_text(&status);
+        assert!(text.starts_with("leader: none (no quorum?)  term: 7  answered by: node 2\n"), "{text}");
+        assert!(text.contains("1   follower  127.0.0.1:7400  127.0.0.1:7401  no         42\n"), "{text}");
+    }
+
+    #[test]
+    fn maintenance_rows_name_what_they_cover() {
+        let window = Maintenance {
+            id: 1,
+            spec: MaintenanceSpec {
+                starts_at_unix_ms: 1_796_090_400_000,
+                ends_at_unix_ms: 1_796_094_000_000,
+                endpoints: [3, 9].into(),
+                labels: Labels::new(),
+                reason: "db upgrade".into(),
+            },
+            created_at_unix_ms: 0,
+        };
+        let names = BTreeMap::from([(3, "api".to_string())]);
+        assert_eq!(
+            maintenance_table(&[window], &names).render(),
+            "ID  START                 END                   COVERS  REASON\n\
+             1   2026-12-01T02:00:00Z  2026-12-01T03:00:00Z  api,#9  db upgrade\n"
+        );
+    }
+}

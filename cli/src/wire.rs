@@ -1,0 +1,234 @@
+//! Conversions between the AdminService protobuf messages
+//! (`vantage_proto::pb`) and vantagectl's own types ([`crate::model`]).
+//!
+//! This is the client's edge: nothing else in the crate builds or reads a
+//! protobuf message except the calls in [`crate::client`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use vantage_proto::pb;
+
+use crate::error::Error;
+use crate::model::{
+    ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance, MaintenanceSpec, Region,
+    Webhook, WebhookSpec,
+};
+
+/// A required field missing from a reply.
+fn missing(message: &str, field: &str) -> Error {
+    Error::BadReply { reason: format!("{message}.{field} is missing") }
+}
+
+fn labels_to_wire(labels: &BTreeMap<String, String>) -> HashMap<String, String> {
+    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn labels_from_wire(labels: HashMap<String, String>) -> BTreeMap<String, String> {
+    labels.into_iter().collect()
+}
+
+impl From<&EndpointSpec> for pb::EndpointSpec {
+    fn from(spec: &EndpointSpec) -> Self {
+        let e = &spec.expect;
+        pb::EndpointSpec {
+            name: spec.name.clone(),
+            url: spec.url.clone(),
+            interval_ms: spec.interval_ms,
+            timeout_ms: spec.timeout_ms,
+            assertions: Some(pb::Assertions {
+                status: e.status.clone().unwrap_or_default(),
+                body_contains: e.body_contains.clone(),
+                body_matches: e.body_matches.clone(),
+                json: e.json.clone(),
+                headers: e.headers.clone(),
+                max_total_ms: e.max_total_ms,
+                max_ttfb_ms: e.max_ttfb_ms,
+                min_cert_days: e.min_cert_days,
+            }),
+            regions: spec.regions.iter().cloned().collect(),
+            public: spec.public,
+            allow_private: spec.allow_private,
+            labels: labels_to_wire(&spec.labels),
+            paused: spec.paused,
+        }
+    }
+}
+
+impl From<pb::EndpointSpec> for EndpointSpec {
+    fn from(spec: pb::EndpointSpec) -> Self {
+        let a = spec.assertions.unwrap_or_default();
+        EndpointSpec {
+            name: spec.name,
+            url: spec.url,
+            interval_ms: spec.interval_ms,
+            timeout_ms: spec.timeout_ms,
+            expect: Expectations {
+                status: Some(a.status).filter(|s| !s.is_empty()),
+                body_contains: a.body_contains,
+                body_matches: a.body_matches,
+                json: a.json,
+                headers: a.headers,
+                max_total_ms: a.max_total_ms,
+                max_ttfb_ms: a.max_ttfb_ms,
+                min_cert_days: a.min_cert_days,
+            },
+            regions: spec.regions.into_iter().collect(),
+            public: spec.public,
+            allow_private: spec.allow_private,
+            labels: labels_from_wire(spec.labels),
+            paused: spec.paused,
+        }
+    }
+}
+
+impl TryFrom<pb::Endpoint> for Endpoint {
+    type Error = Error;
+    fn try_from(endpoint: pb::Endpoint) -> Result<Self, Error> {
+        Ok(Endpoint {
+            id: endpoint.id,
+            kind: endpoint.kind,
+            spec: endpoint.spec.ok_or_else(|| missing("Endpoint", "spec"))?.into(),
+            created_at_unix_ms: endpoint.created_at_unix_ms,
+            updated_at_unix_ms: endpoint.updated_at_unix_ms,
+        })
+    }
+}
+
+impl TryFrom<pb::EndpointReply> for Endpoint {
+    type Error = Error;
+    fn try_from(reply: pb::EndpointReply) -> Result<Self, Error> {
+        reply.endpoint.ok_or_else(|| missing("EndpointReply", "endpoint"))?.try_into()
+    }
+}
+
+impl From<pb::Region> for Region {
+    fn from(region: pb::Region) -> Self {
+        Region { name: region.name, created_at_unix_ms: region.created_at_unix_ms }
+    }
+}
+
+/// A webhook specification for the wire, with its secret.
+pub fn webhook_spec_to_wire(spec: &WebhookSpec, secret: &str) -> pb::WebhookSpec {
+    pb::WebhookSpec {
+        name: spec.name.clone(),
+        url: spec.url.clone(),
+        secret: secret.to_string(),
+        format: spec.format.clone(),
+        events: spec.events.iter().cloned().collect(),
+        labels: labels_to_wire(&spec.labels),
+    }
+}
+
+impl From<pb::WebhookSpec> for WebhookSpec {
+    fn from(spec: pb::WebhookSpec) -> Self {
+        WebhookSpec {
+            name: spec.name,
+            url: spec.url,
+            // An empty format is the default one.
+            format: if spec.format.is_empty() { "standard".to_string() } else { spec.format },
+            events: spec.events.into_iter().collect(),
+            labels: labels_from_wire(spec.labels),
+        }
+    }
+}
+
+impl TryFrom<pb::Webhook> for Webhook {
+    type Error = Error;
+    fn try_from(webhook: pb::Webhook) -> Result<Self, Error> {
+        Ok(Webhook {
+            id: webhook.id,
+            spec: webhook.spec.ok_or_else(|| missing("Webhook", "spec"))?.into(),
+            secret_set: webhook.secret_set,
+            created_at_unix_ms: webhook.created_at_unix_ms,
+        })
+    }
+}
+
+impl From<&MaintenanceSpec> for pb::MaintenanceSpec {
+    fn from(spec: &MaintenanceSpec) -> Self {
+        pb::MaintenanceSpec {
+            starts_at_unix_ms: spec.starts_at_unix_ms,
+            ends_at_unix_ms: spec.ends_at_unix_ms,
+            endpoints: spec.endpoints.iter().copied().collect(),
+            labels: labels_to_wire(&spec.labels),
+            reason: spec.reason.clone(),
+        }
+    }
+}
+
+impl From<pb::MaintenanceSpec> for MaintenanceSpec {
+    fn from(spec: pb::MaintenanceSpec) -> Self {
+        MaintenanceSpec {
+            starts_at_unix_ms: spec.starts_at_unix_ms,
+            ends_at_unix_ms: spec.ends_at_unix_ms,
+            endpoints: spec.endpoints.into_iter().collect(),
+            labels: labels_from_wire(spec.labels),
+            reason: spec.reason,
+        }
+    }
+}
+
+impl TryFrom<pb::Maintenance> for Maintenance {
+    type Error = Error;
+    fn try_from(window: pb::Maintenance) -> Result<Self, Error> {
+        Ok(Maintenance {
+            id: window.id,
+            spec: window.spec.ok_or_else(|| missing("Maintenance", "spec"))?.into(),
+            created_at_unix_ms: window.created_at_unix_ms,
+        })
+    }
+}
+
+impl From<pb::ClusterStatusReply> for ClusterStatus {
+    fn from(reply: pb::ClusterStatusReply) -> Self {
+        ClusterStatus {
+            leader_id: reply.leader_id,
+            term: reply.term,
+            node_id: reply.node_id,
+            members: reply
+                .members
+                .into_iter()
+                .map(|m| ClusterMember {
+                    id: m.id,
+                    api_addr: m.api_addr,
+                    raft_addr: m.raft_addr,
+                    role: m.role,
+                    reachable: m.reachable,
+                    last_applied: m.last_applied,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_specs_round_trip_through_the_wire() {
+        let mut spec = EndpointSpec::new("api", "https://api.example.com/health");
+        spec.expect.status = Some("200-299".into());
+        spec.expect.max_ttfb_ms = Some(800);
+        spec.regions = ["us-east".to_string(), "eu-west".to_string()].into();
+        spec.labels.insert("team".into(), "core".into());
+        let wire = pb::EndpointSpec::from(&spec);
+        assert_eq!(wire.regions, vec!["eu-west", "us-east"], "regions go out sorted");
+        assert_eq!(EndpointSpec::from(wire), spec);
+    }
+
+    #[test]
+    fn an_empty_status_on_the_wire_means_the_default() {
+        let spec = EndpointSpec::from(pb::EndpointSpec { assertions: None, ..Default::default() });
+        assert_eq!(spec.expect.status, None);
+    }
+
+    #[test]
+    fn a_reply_without_its_object_is_a_clear_error() {
+        let err = Endpoint::try_from(pb::EndpointReply::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unexpected answer from the coordinator: EndpointReply.endpoint is missing"
+        );
+    }
+}

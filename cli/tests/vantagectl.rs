@@ -1,0 +1,662 @@
+//! The real `vantagectl` binary against an in-process fake AdminService
+//! (see `support/mod.rs`; a test double, not the coordinator). End-to-end
+//! tests against a real cluster live with the coordinator.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
+
+use serde_json::Value;
+use support::{stderr, stdout, vantagectl, FakeAdmin, TestCa};
+
+/// A file with every section; windows far in the future so none is over.
+const MESH: &str = "\
+regions: [eu-west, us-east]
+endpoints:
+  - name: api
+    url: https://api.example.com/health
+    interval: 30s
+    timeout: 5s
+    regions: [eu-west]
+    public: true
+    labels: {team: core}
+    expect: {status: \"200-299\", body_contains: [\"ok\"]}
+  - name: web
+    url: https://www.example.com/
+webhooks:
+  - name: oncall
+    url: https://hooks.example.com/x
+    secret_env: ONCALL_SECRET
+    format: standard
+maintenance:
+  - start: 2099-12-01T02:00:00Z
+    end: 2099-12-01T03:00:00Z
+    reason: db upgrade
+    endpoints: [api]
+";
+
+const SECRET: (&str, &str) = ("ONCALL_SECRET", "0123456789abcdef0123");
+
+fn write_file(dir: &tempfile::TempDir, name: &str, content: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::File::create(&path).unwrap().write_all(content.as_bytes()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn ok(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+#[test]
+fn t01_endpoint_add_then_list_as_json_and_table() {
+    let fake = FakeAdmin::start();
+    let added = ok(&vantagectl(
+        &fake.url(),
+        &[
+            "endpoint",
+            "add",
+            "api",
+            "https://api.example.com/health",
+            "--interval",
+            "30s",
+            "--timeout",
+            "5s",
+            "--label",
+            "team=core",
+            "--expect-status",
+            "200-299",
+        ],
+        &[],
+    ));
+    assert_eq!(added, "added endpoint api (id 1)\n");
+    ok(&vantagectl(&fake.url(), &["endpoint", "add", "db", "tcp://db.internal:5432"], &[]));
+
+    let json: Value =
+        serde_json::from_str(&ok(&vantagectl(&fake.url(), &["endpoint", "list", "--json"], &[]))).unwrap();
+    let list = json.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], 1);
+    assert_eq!(list[0]["name"], "api");
+    assert_eq!(list[0]["url"], "https://api.example.com/health");
+    assert_eq!(list[0]["kind"], "https");
+    assert_eq!(list[0]["interval_ms"], 30_000);
+    assert_eq!(list[0]["timeout_ms"], 5_000);
+    assert_eq!(list[0]["labels"]["team"], "core");
+    assert_eq!(list[0]["expect"]["status"], "200-299");
+    assert_eq!(list[1]["name"], "db");
+    assert_eq!(list[1]["timeout_ms"], 10_000);
+
+    let table = ok(&vantagectl(&fake.url(), &["endpoint", "list"], &[]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("ID  NAME  KIND   URL "), "{table}");
+    assert!(lines[2].starts_with("2   db    tcp    tcp://db.internal:5432 "), "{table}");
+}
+
+#[test]
+fn t02_update_keeps_what_is_not_given_and_pause_get_rm_work() {
+    let fake = FakeAdmin::start();
+    let url = fake.url();
+    ok(&vantagectl(
+        &url,
+        &["endpoint", "add", "api", "https://api.example.com/", "--label", "team=core"],
+        &[],
+    ));
+
+    let updated = ok(&vantagectl(&url, &["endpoint", "update", "api", "--interval", "2m", "--public"], &[]));
+    assert_eq!(updated, "updated endpoint api (id 1): interval 1m -> 2m, public false -> true\n");
+    let applied = fake.state().mutations_applied;
+    let same = ok(&vantagectl(&url, &["endpoint", "update", "1", "--interval", "2m"], &[]));
+    assert_eq!(same, "endpoint api (id 1) is already as asked; nothing sent\n");
+    assert_eq!(fake.state().mutations_applied, applied, "an update that changes nothing is not sent");
+
+    assert_eq!(ok(&vantagectl(&url, &["endpoint", "pause", "api"], &[])), "paused endpoint api (id 1)\n");
+    assert_eq!(
+        ok(&vantagectl(&url, &["endpoint", "pause", "api"], &[])),
+        "endpoint api (id 1) was already paused\n"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(&vantagectl(&url, &["endpoint", "get", "api", "--json"], &[]))).unwrap();
+    assert_eq!(
+        (json["paused"].clone(), json["interval_ms"].clone()),
+        (Value::Bool(true), Value::from(120_000))
+    );
+    assert_eq!(json["labels"]["team"], "core", "labels survive an update that does not mention them");
+    assert!(ok(&vantagectl(&url, &["endpoint", "get", "api"], &[])).contains("paused:        yes\n"));
+
+    assert_eq!(ok(&vantagectl(&url, &["endpoint", "resume", "1"], &[])), "resumed endpoint api (id 1)\n");
+    assert_eq!(ok(&vantagectl(&url, &["endpoint", "rm", "api"], &[])), "removed endpoint api (id 1)\n");
+    let missing = vantagectl(&url, &["endpoint", "get", "api"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(stderr(&missing), "error: no endpoint is named or numbered \"api\"\n");
+}
+
+#[test]
+fn t03_apply_twice_changes_nothing_the_second_time() {
+    let fake = FakeAdmin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "mesh.yaml", MESH);
+
+    let first = ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[SECRET]));
+    assert_eq!(
+        first,
+        "+ region eu-west\n\
+         + region us-east\n\
+         + endpoint api (https://api.example.com/health, every 30s)\n\
+         + endpoint web (https://www.example.com/, every 1m)\n\
+         + webhook oncall (https://hooks.example.com/x, standard)\n\
+         + maintenance 2099-12-01T02:00:00Z..2099-12-01T03:00:00Z \"db upgrade\"\n\
+         applied 6 change(s)\n"
+    );
+    {
+        let state = fake.state();
+        assert_eq!(state.mutations_applied, 6);
+        assert_eq!(state.webhooks.values().next().unwrap().1, SECRET.1, "the secret comes from secret_env");
+        let window = state.maintenance.values().next().unwrap().spec.clone().unwrap();
+        assert_eq!(window.endpoints, vec![1], "maintenance names endpoints, sent as ids");
+    }
+    let keys = fake.state().keys_seen.len();
+
+    let second = ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[SECRET]));
+    assert_eq!(second, "no changes\n");
+    let state = fake.state();
+    assert_eq!(state.mutations_applied, 6, "the second apply applies nothing");
+    assert_eq!(state.keys_seen.len(), keys, "the second apply sends no mutation at all");
+    assert_eq!(state.local_reads, 0, "apply reads consistently");
+}
+
+#[test]
+fn t04_dry_run_prints_the_diff_and_sends_nothing() {
+    let fake = FakeAdmin::start();
+    let dir = tempfile::tempdir().unwrap();
+    ok(&vantagectl(&fake.url(), &["apply", "-f", &write_file(&dir, "a.yaml", MESH)], &[SECRET]));
+    let changed = write_file(&dir, "b.yaml", &MESH.replace("interval: 30s", "interval: 1m"));
+    let keys = fake.state().keys_seen.len();
+
+    let dry = ok(&vantagectl(&fake.url(), &["apply", "-f", &changed, "--dry-run"], &[]));
+    assert_eq!(dry, "~ endpoint api: interval 30s -> 1m\ndry run: nothing sent\n");
+    assert_eq!(fake.state().keys_seen.len(), keys);
+
+    let json: Value = serde_json::from_str(&ok(&vantagectl(
+        &fake.url(),
+        &["apply", "-f", &changed, "--dry-run", "--json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(json["changes"][0]["op"], "update");
+    assert_eq!(json["changes"][0]["kind"], "endpoint");
+    assert_eq!(json["changes"][0]["name"], "api");
+}
+
+#[test]
+fn t05_prune_removes_only_what_the_file_no_longer_has() {
+    let fake = FakeAdmin::start();
+    let dir = tempfile::tempdir().unwrap();
+    ok(&vantagectl(&fake.url(), &["apply", "-f", &write_file(&dir, "a.yaml", MESH)], &[SECRET]));
+    let without_web = MESH.replace("  - name: web\n    url: https://www.example.com/\n", "");
+    let file = write_file(&dir, "b.yaml", &without_web);
+
+    let kept = ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[]));
+    assert_eq!(kept, "no changes\n  kept (not in the file; --prune removes them): endpoint web\n");
+    let pruned = ok(&vantagectl(&fake.url(), &["apply", "-f", &file, "--prune"], &[]));
+    assert_eq!(pruned, "- endpoint web\napplied 1 change(s)\n");
+    assert_eq!(fake.state().endpoints.len(), 1);
+}
+
+#[test]
+fn t06_export_then_apply_changes_nothing() {
+    let fake = FakeAdmin::start();
+    let dir = tempfile::tempdir().unwrap();
+    ok(&vantagectl(&fake.url(), &["apply", "-f", &write_file(&dir, "a.yaml", MESH)], &[SECRET]));
+    let exported = ok(&vantagectl(&fake.url(), &["export"], &[]));
+    assert!(exported.contains("secret_env: WEBHOOK_ONCALL_SECRET\n"), "{exported}");
+    assert!(exported.contains("# Webhook secrets cannot be read back"), "{exported}");
+    let keys = fake.state().keys_seen.len();
+    let again = ok(&vantagectl(
+        &fake.url(),
+        &["apply", "--prune", "-f", &write_file(&dir, "e.yaml", &exported)],
+        &[],
+    ));
+    assert_eq!(again, "no changes\n");
+    assert_eq!(fake.state().keys_seen.len(), keys);
+}
+
+#[test]
+fn t07_yaml_errors_carry_line_and_column_and_send_nothing() {
+    let fake = FakeAdmin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file =
+        write_file(&dir, "bad.yaml", "endpoints:\n  - name: api\n    url: https://x/\n    intervall: 30s\n");
+    let output = vantagectl(&fake.url(), &["apply", "-f", &file], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let want = format!(
+        "error: {file}:4:5: endpoints[0]: unknown field \"intervall\", expected one of \"name\", \"url\""
+    );
+    assert!(stderr(&output).starts_with(&want), "{}", stderr(&output));
+    assert!(fake.state().keys_seen.is_empty());
+
+    let missing_secret = write_file(&dir, "s.yaml", MESH);
+    let output = vantagectl(&fake.url(), &["apply", "-f", &missing_secret], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("secret_env ONCALL_SECRET is not set"), "{}", stderr(&output));
+    assert!(fake.state().keys_seen.is_empty(), "nothing is sent when a secret is missing");
+}
+
+#[test]
+fn t08_a_lost_reply_is_retried_with_the_same_key_and_applied_once() {
+    let fake = FakeAdmin::start();
+    fake.state().lose_replies = 1;
+    let added = ok(&vantagectl(&fake.url(), &["endpoint", "add", "api", "https://api.example.com/"], &[]));
+    assert_eq!(added, "added endpoint api (id 1)\n");
+    let state = fake.state();
+    assert_eq!(state.endpoints.len(), 1);
+    assert_eq!((state.mutations_applied, state.replays), (1, 1));
+    assert_eq!(state.keys_seen.len(), 2);
+    assert_eq!(state.keys_seen[0], state.keys_seen[1], "the retry carries the same key");
+    assert_eq!(state.keys_seen[0].1.len(), 32, "a random 128-bit hex key");
+}
+
+#[test]
+fn t08b_a_removal_whose_reply_was_lost_is_reported_done() {
+    let fake = FakeAdmin::start();
+    ok(&vantagectl(&fake.url(), &["endpoint", "add", "api", "https://api.example.com/"], &[]));
+    fake.state().lose_replies = 1;
+    // The retry's name lookup finds nothing: the first attempt removed it.
+    assert_eq!(ok(&vantagectl(&fake.url(), &["endpoint", "rm", "api"], &[])), "removed endpoint api\n");
+    assert!(fake.state().endpoints.is_empty());
+    // Without a lost reply, a missing endpoint is an error.
+    let output = vantagectl(&fake.url(), &["endpoint", "rm", "api"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn t09_apply_after_a_manual_removal_adds_the_object_again() {
+    // The same file gives the same derived keys, which the coordinator
+    // remembers; apply notices the replayed change is not in effect and
+    // sends it again with a new key.
+    let fake = FakeAdmin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "mesh.yaml", MESH);
+    ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[SECRET]));
+    ok(&vantagectl(&fake.url(), &["endpoint", "rm", "web"], &[]));
+    let again = ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[SECRET]));
+    assert!(
+        again.starts_with(
+            "+ endpoint web (https://www.example.com/, every 1m)\nnote: 1 change(s) are not in effect"
+        ),
+        "{again}"
+    );
+    assert!(again.ends_with("applied 1 change(s)\n"), "{again}");
+    assert!(fake.state().endpoints.values().any(|e| e.spec.as_ref().unwrap().name == "web"));
+    assert_eq!(ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[SECRET])), "no changes\n");
+}
+
+#[test]
+fn t10_an_unreachable_server_exits_1_with_a_clear_message() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let server = format!("http://127.0.0.1:{port}");
+    let output = vantagectl(&server, &["endpoint", "list"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.starts_with(&format!("error: cannot reach the coordinator at {server}: ")), "{err}");
+    assert!(err.ends_with("(is it running? check --server)\n"), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+}
+
+#[test]
+fn t11_server_messages_are_printed_as_they_are() {
+    let fake = FakeAdmin::start();
+    fake.state().unavailable = Some("no leader: 1 of 3 nodes reachable, a quorum needs 2".into());
+    let output = vantagectl(&fake.url(), &["region", "add", "eu-west"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output), "error: no leader: 1 of 3 nodes reachable, a quorum needs 2\n");
+
+    fake.state().unavailable = None;
+    let output =
+        vantagectl(&fake.url(), &["endpoint", "add", "api", "https://x.example/", "--regions", "mars"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: unknown region \"mars\" (add it first: vantagectl region add mars)\n"
+    );
+}
+
+#[test]
+fn t12_tokens_come_from_the_flag_or_the_environment() {
+    let fake = FakeAdmin::start();
+    let wrong = vantagectl(&fake.url(), &["endpoint", "list"], &[("VANTAGE_TOKEN", "wrong")]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(
+        stderr(&wrong),
+        "error: the coordinator refused the admin token: invalid admin token (check --token-file FILE or VANTAGE_TOKEN)\n"
+    );
+    let none = vantagectl(&fake.url(), &["endpoint", "list"], &[("VANTAGE_TOKEN", "")]);
+    assert!(stderr(&none).starts_with("error: no admin token given"), "{}", stderr(&none));
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write_file(&dir, "admin.token", &format!("{}\n", support::TOKEN));
+    ok(&vantagectl(
+        &fake.url(),
+        &["endpoint", "list", "--token-file", &token_file],
+        &[("VANTAGE_TOKEN", "wrong")],
+    ));
+    ok(&vantagectl(
+        &fake.url(),
+        &["endpoint", "list"],
+        &[("VANTAGE_TOKEN", ""), ("VANTAGE_TOKEN_FILE", &token_file)],
+    ));
+}
+
+#[test]
+fn t13_usage_errors_exit_2_and_send_nothing() {
+    let fake = FakeAdmin::start();
+    for (args, message) in [
+        (&["endpoint", "add", "api", "https://x/", "--interval", "500ms"][..], "between 1s and 24h"),
+        (
+            &["endpoint", "add", "api", "https://x/", "--interval", "5s", "--timeout", "5s"],
+            "error: invalid timeout 5s: must be below the interval (5s)",
+        ),
+        (&["endpoint", "add", "api", "ftp://x/"], "unsupported scheme"),
+        (&["endpoint", "add", "api", "https://x/", "--label", "team"], "KEY=VALUE"),
+        (&["endpoint", "frobnicate"], "unrecognized subcommand"),
+        (&["maintenance", "add", "--start", "later", "--end", "+1h"], "error: --start: invalid time"),
+    ] {
+        let output = vantagectl(&fake.url(), args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+    }
+    let output = vantagectl("ftp://x", &["endpoint", "list"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(fake.state().keys_seen.is_empty());
+}
+
+#[test]
+fn t14_cluster_status_json_has_the_documented_shape() {
+    let fake = FakeAdmin::start();
+    let json: Value =
+        serde_json::from_str(&ok(&vantagectl(&fake.url(), &["cluster", "status", "--json"], &[]))).unwrap();
+    assert_eq!(json["leader_id"], 1);
+    assert_eq!(json["term"], 4);
+    let members = json["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(
+        members[2],
+        serde_json::json!({"id": 3, "api_addr": "127.0.0.1:7430", "raft_addr": "127.0.0.1:7431",
+            "role": "follower", "reachable": false, "last_applied": 9})
+    );
+    let human = ok(&vantagectl(&fake.url(), &["cluster", "status"], &[]));
+    assert!(human.starts_with("leader: 1  term: 4  answered by: node 1\nID  ROLE      API"), "{human}");
+    let added = ok(&vantagectl(
+        &fake.url(),
+        &["cluster", "add-node", "4", "--api", "h:1", "--raft", "h:2", "--learner"],
+        &[],
+    ));
+    assert!(added.starts_with("added node 4 as learner\n"), "{added}");
+    assert_eq!(
+        ok(&vantagectl(&fake.url(), &["cluster", "snapshot"], &[])),
+        "snapshot built; it covers the log up to index 42\n"
+    );
+}
+
+#[test]
+fn t15_regions_webhooks_and_maintenance_commands() {
+    let fake = FakeAdmin::start();
+    let url = fake.url();
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        ok(&vantagectl(&url, &["region", "add", "eu-west", "us-east"], &[])),
+        "added region eu-west\nadded region us-east\n"
+    );
+    assert_eq!(
+        ok(&vantagectl(&url, &["region", "list"], &[])),
+        "NAME     CREATED\neu-west  1970-01-01T00:00:01Z\nus-east  1970-01-01T00:00:01Z\n"
+    );
+    ok(&vantagectl(
+        &url,
+        &["endpoint", "add", "api", "https://api.example.com/", "--regions", "eu-west"],
+        &[],
+    ));
+
+    let secret = write_file(&dir, "secret", "0123456789abcdef0123\n");
+    let added = ok(&vantagectl(
+        &url,
+        &[
+            "webhook",
+            "add",
+            "oncall",
+            "https://hooks.example.com/x",
+            "--secret-file",
+            &secret,
+            "--event",
+            "outage_opened",
+        ],
+        &[],
+    ));
+    assert_eq!(added, "added webhook oncall (id 2)\n");
+    assert_eq!(
+        fake.state().webhooks[&2].1,
+        "0123456789abcdef0123",
+        "the file's newline is not part of the secret"
+    );
+    let list = ok(&vantagectl(&url, &["webhook", "list"], &[]));
+    assert!(
+        list.contains("oncall  https://hooks.example.com/x  standard  outage_opened  -       set"),
+        "{list}"
+    );
+
+    let added = ok(&vantagectl(
+        &url,
+        &[
+            "maintenance",
+            "add",
+            "--start",
+            "+1h",
+            "--end",
+            "+2h",
+            "--endpoint",
+            "api",
+            "--reason",
+            "db upgrade",
+        ],
+        &[],
+    ));
+    assert!(added.starts_with("added maintenance window 3 ("), "{added}");
+    let list = ok(&vantagectl(&url, &["maintenance", "list"], &[]));
+    assert!(list.lines().nth(1).unwrap().ends_with("  api     db upgrade"), "{list}");
+    assert_eq!(ok(&vantagectl(&url, &["maintenance", "rm", "3"], &[])), "removed maintenance window 3\n");
+    assert_eq!(ok(&vantagectl(&url, &["webhook", "rm", "oncall"], &[])), "removed webhook oncall (id 2)\n");
+    assert_eq!(ok(&vantagectl(&url, &["region", "rm", "us-east"], &[])), "removed region us-east\n");
+    let used = vantagectl(&url, &["region", "rm", "eu-west"], &[]);
+    assert_eq!(used.status.code(), Some(1));
+}
+
+#[test]
+fn t16_https_trusts_only_the_ca_given() {
+    let pki = TestCa::new();
+    let fake = FakeAdmin::start_tls(&pki.leaf_pem, &pki.leaf_key_pem);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_file(&dir, "ca.pem", &pki.ca_pem);
+    let status = ok(&vantagectl(&fake.tls_url(), &["cluster", "status", "--ca", &ca], &[]));
+    assert!(status.starts_with("leader: 1"), "{status}");
+
+    let other = write_file(&dir, "other.pem", &TestCa::new().ca_pem);
+    for args in [&["cluster", "status", "--ca", &other][..], &["cluster", "status"]] {
+        let output = vantagectl(&fake.tls_url(), args, &[]);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let err = stderr(&output);
+        assert!(
+            err.starts_with(&format!("error: cannot reach the coordinator at {}: ", fake.tls_url())),
+            "{err}"
+        );
+        assert!(err.contains("certificate") && err.contains("check --ca"), "{err}");
+    }
+
+    let plaintext = vantagectl(&fake.url(), &["cluster", "status"], &[]);
+    assert_eq!(plaintext.status.code(), Some(1), "http:// to a TLS server fails");
+    // How the TLS server drops an HTTP/2 preface varies (bad frame or
+    // broken pipe), so only the start of the message is certain.
+    assert!(
+        stderr(&plaintext).starts_with("error: cannot reach the coordinator at http://"),
+        "{}",
+        stderr(&plaintext)
+    );
+    let not_pem = write_file(&dir, "not.pem", "hello");
+    let output = vantagectl(&fake.tls_url(), &["cluster", "status", "--ca", &not_pem], &[]);
+    assert!(
+        stderr(&output).starts_with(&format!("error: --ca {not_pem}: no PEM certificate")),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn t17_apply_updates_a_changed_webhook_in_place() {
+    let fake = FakeAdmin::start();
+    let dir = tempfile::tempdir().unwrap();
+    ok(&vantagectl(&fake.url(), &["apply", "-f", &write_file(&dir, "a.yaml", MESH)], &[SECRET]));
+    let id = *fake.state().webhooks.keys().next().unwrap();
+    let keys = fake.state().keys_seen.len();
+
+    let moved = MESH.replace("https://hooks.example.com/x", "https://hooks.example.com/y");
+    let file = write_file(&dir, "b.yaml", &moved);
+    let applied = ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[SECRET]));
+    assert_eq!(
+        applied,
+        "~ webhook oncall: url https://hooks.example.com/x -> https://hooks.example.com/y\n\
+         applied 1 change(s)\n"
+    );
+    {
+        let state = fake.state();
+        assert_eq!(state.webhooks.len(), 1);
+        let (webhook, secret) = &state.webhooks[&id];
+        assert_eq!(webhook.spec.as_ref().unwrap().url, "https://hooks.example.com/y", "updated in place");
+        assert_eq!(secret, SECRET.1, "the file's secret goes with the update");
+        let rpcs: Vec<&str> = state.keys_seen[keys..].iter().map(|(rpc, _)| *rpc).collect();
+        assert_eq!(rpcs, ["UpdateWebhook"], "no removal, no addition");
+    }
+    let keys = fake.state().keys_seen.len();
+
+    assert_eq!(ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[SECRET])), "no changes\n");
+    assert_eq!(fake.state().keys_seen.len(), keys, "the second apply sends no mutation");
+
+    // Secrets cannot be read back: a file that differs only in the secret
+    // shows no change and sends nothing.
+    let other =
+        ok(&vantagectl(&fake.url(), &["apply", "-f", &file], &[("ONCALL_SECRET", "another-secret-0123456")]));
+    assert_eq!(other, "no changes\n");
+    let state = fake.state();
+    assert_eq!(state.keys_seen.len(), keys);
+    assert_eq!(state.webhooks[&id].1, SECRET.1);
+}
+
+#[test]
+fn t18_webhook_update_round_trip() {
+    let fake = FakeAdmin::start();
+    let url = fake.url();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = write_file(&dir, "secret", "0123456789abcdef0123\n");
+    ok(&vantagectl(
+        &url,
+        &[
+            "webhook",
+            "add",
+            "oncall",
+            "https://hooks.example.com/x",
+            "--secret-file",
+            &secret,
+            "--label",
+            "team=core",
+        ],
+        &[],
+    ));
+
+    let updated = ok(&vantagectl(
+        &url,
+        &[
+            "webhook",
+            "update",
+            "oncall",
+            "--url",
+            "https://hooks.example.com/y",
+            "--format",
+            "slack",
+            "--event",
+            "degraded",
+            "--label",
+            "tier=1",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        updated,
+        "updated webhook oncall (id 1): url https://hooks.example.com/x -> https://hooks.example.com/y, \
+         format standard -> slack, events all -> [degraded], labels {team=core} -> {team=core,tier=1}\n"
+    );
+    assert_eq!(fake.state().webhooks[&1].1, "0123456789abcdef0123", "no secret given: the stored one stays");
+    let list: Value =
+        serde_json::from_str(&ok(&vantagectl(&url, &["webhook", "list", "--json"], &[]))).unwrap();
+    assert_eq!(
+        list,
+        serde_json::json!([{"id": 1, "name": "oncall", "url": "https://hooks.example.com/y", "format": "slack",
+            "events": ["degraded"], "labels": {"team": "core", "tier": "1"}, "secret_set": true,
+            "created_at_unix_ms": 1000}])
+    );
+
+    let applied = fake.state().mutations_applied;
+    let same =
+        ok(&vantagectl(&url, &["webhook", "update", "1", "--format", "slack", "--event", "degraded"], &[]));
+    assert_eq!(same, "webhook oncall (id 1) is already as asked; nothing sent\n");
+    assert_eq!(fake.state().mutations_applied, applied, "an update that changes nothing is not sent");
+
+    let new_secret = write_file(&dir, "new-secret", "fedcba9876543210fedc\n");
+    let rotated = ok(&vantagectl(&url, &["webhook", "update", "oncall", "--secret-file", &new_secret], &[]));
+    assert_eq!(rotated, "updated webhook oncall (id 1): secret replaced\n");
+    assert_eq!(fake.state().webhooks[&1].1, "fedcba9876543210fedc");
+
+    // A lost reply is retried with the same key and applied once.
+    fake.state().lose_replies = 1;
+    let json: Value = serde_json::from_str(&ok(&vantagectl(
+        &url,
+        &["webhook", "update", "oncall", "--clear-events", "--clear-labels", "--json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!((json["id"].clone(), json["events"].clone()), (Value::from(1), serde_json::json!([])));
+    assert_eq!(json["labels"], serde_json::json!({}));
+    {
+        let state = fake.state();
+        assert_eq!(state.webhooks.len(), 1);
+        assert_eq!(state.replays, 1);
+        let last = &state.keys_seen[state.keys_seen.len() - 2..];
+        assert_eq!(last[0], last[1], "the retry carries the same key");
+        assert_eq!(last[0].0, "UpdateWebhook");
+    }
+
+    let keys = fake.state().keys_seen.len();
+    let missing = vantagectl(&url, &["webhook", "update", "nope", "--url", "https://x.example/"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        stderr(&missing),
+        "error: no webhook named \"nope\" (list them with: vantagectl webhook list)\n"
+    );
+    for args in [
+        &["webhook", "update", "oncall", "--secret", "short"][..],
+        &["webhook", "update", "oncall", "--url", "ftp://x/"],
+        &["webhook", "update", "oncall", "--clear-events", "--event", "degraded"],
+    ] {
+        let output = vantagectl(&url, args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+    }
+    assert_eq!(fake.state().keys_seen.len(), keys, "failed updates send nothing");
+}

@@ -1,0 +1,381 @@
+//! The admin API over an in-memory cluster double: request mapping,
+//! idempotency, errors and their gRPC codes. The end-to-end tests against a
+//! real cluster live in `coordinator/tests/`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tonic::{Code, Request as GrpcRequest};
+use vantage_core::clock::FixedWallClock;
+use vantage_proto::pb;
+use vantage_proto::pb::admin_service_server::AdminService;
+
+use super::*;
+
+/// A single in-memory "cluster" applying commands directly: a test double
+/// for the node, so these tests exercise only the API layer.
+#[derive(Default)]
+struct MemoryCluster {
+    state: Mutex<MeshState>,
+    fail_writes: Mutex<Option<ClusterError>>,
+}
+
+impl Cluster for MemoryCluster {
+    fn read<R>(&self, f: impl FnOnce(&MeshState) -> R) -> R {
+        f(&self.state.lock().unwrap())
+    }
+
+    async fn write(&self, request: Request) -> Result<CommandResponse, ClusterError> {
+        if let Some(e) = self.fail_writes.lock().unwrap().clone() {
+            return Err(e);
+        }
+        Ok(self.state.lock().unwrap().apply(&request))
+    }
+
+    async fn linearize(&self) -> Result<(), ClusterError> {
+        Ok(())
+    }
+
+    async fn status(&self) -> Result<ClusterStatus, ClusterError> {
+        Ok(ClusterStatus {
+            node_id: 1,
+            leader_id: Some(1),
+            term: 3,
+            members: vec![MemberStatus {
+                id: 1,
+                api_addr: "127.0.0.1:7400".into(),
+                raft_addr: "127.0.0.1:7401".into(),
+                role: Role::Leader,
+                reachable: true,
+                last_applied: 9,
+            }],
+        })
+    }
+
+    async fn add_node(&self, id: NodeId, _: Node, _: bool) -> Result<(), ClusterError> {
+        Err(ClusterError::NodeIdRetired { node_id: id })
+    }
+
+    async fn remove_node(&self, _: NodeId) -> Result<(), ClusterError> {
+        Ok(())
+    }
+
+    async fn transfer_leader(&self, _: Option<NodeId>) -> Result<(), ClusterError> {
+        Ok(())
+    }
+
+    async fn snapshot(&self) -> Result<u64, ClusterError> {
+        Ok(9)
+    }
+}
+
+fn api() -> (AdminApi<MemoryCluster>, Arc<MemoryCluster>) {
+    let cluster = Arc::new(MemoryCluster::default());
+    let clock = Arc::new(FixedWallClock(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)));
+    let auth = crate::auth::AdminAuth::new(crate::auth::token_hash("secret"));
+    (AdminApi::new(cluster.clone(), Arc::new(auth), clock), cluster)
+}
+
+fn req<T>(message: T) -> GrpcRequest<T> {
+    let mut r = GrpcRequest::new(message);
+    r.metadata_mut().insert("authorization", "Bearer secret".parse().unwrap());
+    r
+}
+
+fn mutation(key: &str) -> Option<pb::Mutation> {
+    Some(pb::Mutation { idempotency_key: key.to_string() })
+}
+
+fn endpoint(name: &str, url: &str) -> pb::EndpointSpec {
+    pb::EndpointSpec {
+        name: name.into(),
+        url: url.into(),
+        interval_ms: 30_000,
+        timeout_ms: 5_000,
+        ..Default::default()
+    }
+}
+
+fn add(name: &str, key: &str) -> pb::AddEndpointRequest {
+    pb::AddEndpointRequest {
+        mutation: mutation(key),
+        spec: Some(endpoint(name, "https://example.com/health")),
+    }
+}
+
+fn by(name: &str) -> Option<pb::EndpointRef> {
+    Some(pb::EndpointRef { id_or_name: name.into() })
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused() {
+    let (api, _) = api();
+    let status = api.list_endpoints(GrpcRequest::new(pb::ListRequest::default())).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "missing admin token: send the header \"authorization: Bearer <token>\"");
+    let mut wrong = GrpcRequest::new(pb::ListRequest::default());
+    wrong.metadata_mut().insert("authorization", "Bearer nope".parse().unwrap());
+    let status = api.list_endpoints(wrong).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "invalid admin token"));
+}
+
+#[tokio::test]
+async fn admin_tokens_added_at_run_time_are_accepted() {
+    let (api, cluster) = api();
+    let spec = crate::state::AdminTokenSpec {
+        name: "ci".into(),
+        token_hash: crate::auth::token_hash("ci-token-0123456789"),
+    };
+    let request = Request {
+        idempotency_key: IdempotencyKey("t1".into()),
+        issued_at: crate::state::UnixMillis(1),
+        command: Command::AddAdminToken(spec),
+    };
+    assert!(cluster.write(request).await.unwrap().into_result().is_ok());
+    let mut r = GrpcRequest::new(pb::ListRequest::default());
+    r.metadata_mut().insert("authorization", "Bearer ci-token-0123456789".parse().unwrap());
+    assert!(api.list_endpoints(r).await.is_ok());
+}
+
+#[tokio::test]
+async fn endpoints_round_trip_through_every_call() {
+    let (api, _) = api();
+    let added = api.add_endpoint(req(add("api", "k1"))).await.unwrap().into_inner();
+    let endpoint = added.endpoint.unwrap();
+    assert_eq!(endpoint.id, 1);
+    assert_eq!(endpoint.kind, "https");
+    assert_eq!(endpoint.created_at_unix_ms, 1_800_000_000_000);
+
+    let mut spec = endpoint.spec.clone().unwrap();
+    spec.interval_ms = 60_000;
+    let update = |key: &str, spec: pb::EndpointSpec| {
+        req(pb::UpdateEndpointRequest { mutation: mutation(key), endpoint: by("api"), spec: Some(spec) })
+    };
+    let updated = api.update_endpoint(update("k2", spec.clone())).await.unwrap().into_inner();
+    assert!(updated.changed);
+    assert_eq!(updated.endpoint.unwrap().spec.unwrap().interval_ms, 60_000);
+    let again = api.update_endpoint(update("k3", spec)).await.unwrap().into_inner();
+    assert!(!again.changed, "the same spec again changes nothing");
+
+    let paused = pb::SetEndpointPausedRequest { mutation: mutation("k4"), endpoint: by("1"), paused: true };
+    let paused = api.set_endpoint_paused(req(paused)).await.unwrap().into_inner();
+    assert!(paused.endpoint.unwrap().spec.unwrap().paused);
+
+    let got = api
+        .get_endpoint(req(pb::GetEndpointRequest { endpoint: by("api"), consistent: true }))
+        .await
+        .unwrap();
+    assert_eq!(got.into_inner().id, 1);
+    let list = api.list_endpoints(req(pb::ListRequest { consistent: false })).await.unwrap().into_inner();
+    assert_eq!(list.endpoints.len(), 1);
+
+    let removed = api
+        .remove_endpoint(req(pb::RemoveEndpointRequest { mutation: mutation("k5"), endpoint: by("api") }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((removed.id, removed.name.as_str()), (1, "api"));
+    let list = api.list_endpoints(req(pb::ListRequest::default())).await.unwrap().into_inner();
+    assert!(list.endpoints.is_empty());
+}
+
+#[tokio::test]
+async fn a_retried_call_with_the_same_key_is_applied_once() {
+    let (api, cluster) = api();
+    let first = api.add_endpoint(req(add("api", "retry-me"))).await.unwrap().into_inner();
+    let retry = api.add_endpoint(req(add("api", "retry-me"))).await.unwrap().into_inner();
+    assert_eq!(first.endpoint.unwrap().id, retry.endpoint.unwrap().id);
+    assert_eq!(cluster.read(|s| s.endpoints().len()), 1);
+}
+
+#[tokio::test]
+async fn a_removal_retried_after_its_reply_was_lost_answers_as_the_first_time() {
+    let (api, _) = api();
+    api.add_endpoint(req(add("api", "k1"))).await.unwrap();
+    let remove = || req(pb::RemoveEndpointRequest { mutation: mutation("rm-1"), endpoint: by("api") });
+    let first = api.remove_endpoint(remove()).await.unwrap().into_inner();
+    let retry = api.remove_endpoint(remove()).await.unwrap().into_inner();
+    assert_eq!(first.id, retry.id);
+    // A new key for the same removal finds nothing to remove.
+    let fresh = req(pb::RemoveEndpointRequest { mutation: mutation("rm-2"), endpoint: by("api") });
+    assert_eq!(api.remove_endpoint(fresh).await.unwrap_err().code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn webhooks_update_in_place_and_keep_their_secret_unless_given() {
+    let (api, cluster) = api();
+    let spec = pb::WebhookSpec {
+        name: "oncall".into(),
+        url: "https://hooks.example.com/x".into(),
+        secret: "s3cret-s3cret-s3cret".into(),
+        ..Default::default()
+    };
+    let hook =
+        api.add_webhook(req(pb::AddWebhookRequest { mutation: mutation("w1"), spec: Some(spec.clone()) }));
+    let id = hook.await.unwrap().into_inner().id;
+    let changed =
+        pb::WebhookSpec { url: "https://hooks.example.com/y".into(), secret: String::new(), ..spec };
+    let update = pb::UpdateWebhookRequest {
+        mutation: mutation("w2"),
+        id_or_name: "oncall".into(),
+        spec: Some(changed),
+    };
+    let updated = api.update_webhook(req(update)).await.unwrap().into_inner();
+    assert_eq!(updated.id, id, "updated in place");
+    assert_eq!(updated.spec.unwrap().url, "https://hooks.example.com/y");
+    let secret = cluster.read(|s| s.webhooks().get(&WebhookId(id)).unwrap().spec.secret.0.clone());
+    assert_eq!(secret, "s3cret-s3cret-s3cret");
+}
+
+#[tokio::test]
+async fn refusals_carry_clear_messages_and_codes_and_change_nothing() {
+    let (api, cluster) = api();
+    api.add_endpoint(req(add("api", "k1"))).await.unwrap();
+    let cases: Vec<(pb::AddEndpointRequest, Code, &str)> = vec![
+        (add("api", "k2"), Code::AlreadyExists, "endpoint \"api\" already exists"),
+        (
+            pb::AddEndpointRequest { mutation: None, ..add("other", "") },
+            Code::InvalidArgument,
+            "invalid idempotency key: empty; send a unique key (for example a UUID) with every change",
+        ),
+        (
+            pb::AddEndpointRequest {
+                mutation: mutation("k3"),
+                spec: Some(pb::EndpointSpec {
+                    regions: vec!["mars".into()],
+                    ..endpoint("x", "https://x.example/")
+                }),
+            },
+            Code::InvalidArgument,
+            "unknown region \"mars\" (add it first: vantagectl region add mars)",
+        ),
+        (
+            pb::AddEndpointRequest { mutation: mutation("k4"), spec: Some(endpoint("y", "htp:/x")) },
+            Code::InvalidArgument,
+            "invalid URL \"htp:/x\": unsupported scheme \"htp\" (use http, https, tcp, tls or dns)",
+        ),
+        (
+            pb::AddEndpointRequest {
+                mutation: mutation("k5"),
+                spec: Some(pb::EndpointSpec { interval_ms: 500, ..endpoint("z", "https://z.example/") }),
+            },
+            Code::InvalidArgument,
+            "invalid interval 500 ms: must be between 1s and 24h",
+        ),
+        (
+            pb::AddEndpointRequest { mutation: mutation("k6"), spec: None },
+            Code::InvalidArgument,
+            "spec: missing",
+        ),
+    ];
+    for (request, code, message) in cases {
+        let status = api.add_endpoint(req(request)).await.unwrap_err();
+        assert_eq!((status.code(), status.message()), (code, message));
+    }
+    assert_eq!(cluster.read(|s| s.endpoints().len()), 1, "no refusal changed anything");
+
+    let status =
+        api.get_endpoint(req(pb::GetEndpointRequest { endpoint: by("nope"), consistent: false })).await;
+    let status = status.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.message(), "no endpoint named \"nope\" (list them with: vantagectl endpoint list)");
+}
+
+#[tokio::test]
+async fn cluster_failures_map_to_unavailable_with_the_quorum_message() {
+    let (api, cluster) = api();
+    *cluster.fail_writes.lock().unwrap() =
+        Some(ClusterError::NoQuorum { reachable: 1, members: 3, quorum: 2 });
+    let status = api.add_endpoint(req(add("api", "k1"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), "no leader: 1 of 3 nodes reachable, a quorum needs 2");
+    // Local reads still answer.
+    assert!(api.list_endpoints(req(pb::ListRequest::default())).await.is_ok());
+}
+
+#[tokio::test]
+async fn regions_webhooks_and_maintenance() {
+    let (api, _) = api();
+    let region =
+        api.add_region(req(pb::AddRegionRequest { mutation: mutation("r1"), name: "eu-west".into() })).await;
+    assert_eq!(region.unwrap().into_inner().name, "eu-west");
+    let regions = api.list_regions(req(pb::ListRequest::default())).await.unwrap().into_inner();
+    assert_eq!(regions.regions.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["eu-west"]);
+
+    let spec = pb::WebhookSpec {
+        name: "oncall".into(),
+        url: "https://hooks.example.com/x".into(),
+        secret: "s3cret-s3cret-s3cret".into(),
+        format: "slack".into(),
+        events: vec!["outage_opened".into()],
+        ..Default::default()
+    };
+    let hook = api
+        .add_webhook(req(pb::AddWebhookRequest { mutation: mutation("w1"), spec: Some(spec.clone()) }))
+        .await;
+    let hook = hook.unwrap().into_inner();
+    assert!(hook.secret_set);
+    assert_eq!(hook.spec.as_ref().unwrap().secret, "", "secrets are never read back");
+    assert_eq!(hook.spec.as_ref().unwrap().format, "slack");
+    let bad = pb::WebhookSpec { format: "teams".into(), ..spec };
+    let status =
+        api.add_webhook(req(pb::AddWebhookRequest { mutation: mutation("w2"), spec: Some(bad) })).await;
+    assert_eq!(
+        status.unwrap_err().message(),
+        "spec.format: unknown value \"teams\" (use one of standard, slack)"
+    );
+    let removed = api
+        .remove_webhook(req(pb::RemoveWebhookRequest {
+            mutation: mutation("w3"),
+            id_or_name: "oncall".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(removed.into_inner().name, "oncall");
+
+    let window = pb::MaintenanceSpec {
+        starts_at_unix_ms: 1_800_000_000_000,
+        ends_at_unix_ms: 1_800_003_600_000,
+        reason: "db upgrade".into(),
+        ..Default::default()
+    };
+    let added =
+        api.add_maintenance(req(pb::AddMaintenanceRequest { mutation: mutation("m1"), spec: Some(window) }));
+    let added = added.await.unwrap().into_inner();
+    let list = api.list_maintenance(req(pb::ListRequest::default())).await.unwrap().into_inner();
+    assert_eq!(list.windows.len(), 1);
+    api.remove_maintenance(req(pb::RemoveMaintenanceRequest { mutation: mutation("m2"), id: added.id }))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn cluster_calls_pass_through() {
+    let (api, _) = api();
+    let status = api.cluster_status(req(pb::ClusterStatusRequest {})).await.unwrap().into_inner();
+    assert_eq!(status.leader_id, Some(1));
+    assert_eq!(status.members[0].role, "leader");
+    let refused = api
+        .add_node(req(pb::AddNodeRequest {
+            id: 2,
+            api_addr: "127.0.0.1:7410".into(),
+            raft_addr: "127.0.0.1:7411".into(),
+            learner_only: false,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::AlreadyExists);
+    assert!(refused.message().contains("ids are never reused"), "{}", refused.message());
+    let bad = api
+        .add_node(req(pb::AddNodeRequest {
+            id: 4,
+            api_addr: "nope".into(),
+            raft_addr: "127.0.0.1:1".into(),
+            learner_only: false,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.message(), "api_addr: \"nope\" is not HOST:PORT with an IP address");
+    let snap = api.trigger_snapshot(req(pb::TriggerSnapshotRequest {})).await.unwrap().into_inner();
+    assert_eq!(snap.last_included_index, 9);
+}

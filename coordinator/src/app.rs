@@ -1,0 +1,281 @@
+//! The coordinator runtime behind `vantage-coordinator run`: binds the three
+//! listeners, starts the cluster node, serves the AdminService on `api_addr`
+//! and `/healthz` on `http_addr`, and stops within a bound when `shutdown`
+//! is cancelled (SIGTERM, SIGINT) — or fails loudly when the node stops by
+//! itself (a storage error).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request as HttpRequest, Response as HttpResponse, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vantage_core::clock::SystemWallClock;
+
+use crate::admin::{AdminApi, Cluster, ClusterError, ClusterStatus};
+use crate::auth::AdminAuth;
+use crate::config::Config;
+use crate::listener::{self, Acceptance};
+use crate::node::{ClusterNode, NodeOptions, PeerTls, StartError};
+use crate::raft::types::{Node, NodeId};
+use crate::state::{CommandResponse, MeshState, Request};
+use crate::tls::TlsConfigs;
+
+/// How long in-flight API and HTTP requests may take to finish after
+/// shutdown starts (the node has its own grace period).
+const API_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the runtime stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A listener could not bind.
+    #[error("cannot listen on {key} = {addr}: {source} (is another process using it?)")]
+    Bind {
+        /// The config key.
+        key: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The node stopped without being asked to (see its log lines above).
+    #[error("node {node_id} stopped unexpectedly; see the error logged above")]
+    NodeStopped {
+        /// The node.
+        node_id: NodeId,
+    },
+    /// The API server failed.
+    #[error("the API server on {addr} failed: {source}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// What tonic reported.
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// Runs a coordinator node until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    tls: Option<TlsConfigs>,
+    auth: AdminAuth,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    let api_listener = bind("api_addr", config.api_addr).await?;
+    let http_listener = bind("http_addr", config.http_addr).await?;
+    let raft_listener = bind("raft_addr", config.raft_addr).await?;
+
+    let node = ClusterNode::start_with_listener(
+        node_options(&config, tls.as_ref()),
+        raft_listener,
+        shutdown.child_token(),
+    )
+    .await?;
+    let tasks = TaskTracker::new();
+    let api = AdminApi::new(Arc::new(NodeCluster(node.clone())), Arc::new(auth), Arc::new(SystemWallClock));
+    let api_acceptance = Acceptance {
+        port: "api",
+        tls: tls.as_ref().map(|t| t.api_server.clone()),
+        require_client_cert: false,
+    };
+    let api_addr = config.api_addr;
+    let api_server = {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let (incoming, _accepting) =
+                listener::incoming(api_listener, api_acceptance, shutdown.clone()).into_parts();
+            tonic::transport::Server::builder()
+                .timeout(Duration::from_secs(120))
+                .serve_with_incoming_shutdown(api.into_service(), incoming, shutdown.cancelled())
+                .await
+                .map_err(|source| AppError::Serve { addr: api_addr, source })
+        })
+    };
+    let http_tls = tls.as_ref().map(|t| {
+        let mut config = (*t.http_server).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    });
+    tasks.spawn(serve_http(http_listener, http_tls, node.clone(), shutdown.clone()));
+    tasks.close();
+    tracing::info!(
+        node_id = config.node_id,
+        api = %config.api_addr,
+        raft = %config.raft_addr,
+        http = %config.http_addr,
+        tls = tls.is_some(),
+        "coordinator running"
+    );
+
+    let stopped_by_itself = tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = node.stopped() => !shutdown.is_cancelled(),
+    };
+    shutdown.cancel();
+    tracing::info!(node_id = config.node_id, "shutting down");
+    if tokio::time::timeout(API_GRACE, tasks.wait()).await.is_err() {
+        tracing::warn!(grace = ?API_GRACE, "requests still running after the grace period; closing them");
+    }
+    node.stopped().await;
+    if stopped_by_itself {
+        return Err(AppError::NodeStopped { node_id: config.node_id });
+    }
+    match api_server.await {
+        Ok(Err(error)) => Err(error),
+        _ => {
+            tracing::info!(node_id = config.node_id, "stopped");
+            Ok(())
+        }
+    }
+}
+
+fn node_options(config: &Config, tls: Option<&TlsConfigs>) -> NodeOptions {
+    let this = Node { api_addr: config.api_addr.to_string(), raft_addr: config.raft_addr.to_string() };
+    let mut options = NodeOptions::new(
+        config.node_id,
+        config.data_dir.clone(),
+        config.raft_addr,
+        this,
+        config.initial_members(),
+    );
+    options.heartbeat = Duration::from_millis(config.raft.heartbeat_ms);
+    options.election_timeout_min = Duration::from_millis(config.raft.election_timeout_min_ms);
+    options.election_timeout_max = Duration::from_millis(config.raft.election_timeout_max_ms);
+    options.snapshot_every_logs = config.raft.snapshot_every_logs;
+    options.max_in_snapshot_log_to_keep = config.raft.logs_kept_after_snapshot;
+    options.tls = tls.map(|t| PeerTls { server: t.raft_server.clone(), client: t.peer_client.clone() });
+    options
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { key, addr, source })
+}
+
+/// The admin API's view of a [`ClusterNode`].
+struct NodeCluster(ClusterNode);
+
+impl Cluster for NodeCluster {
+    fn read<R>(&self, f: impl FnOnce(&MeshState) -> R) -> R {
+        self.0.read_local(|applied| f(&applied.mesh))
+    }
+
+    async fn write(&self, request: Request) -> Result<CommandResponse, ClusterError> {
+        self.0.write(request).await
+    }
+
+    async fn linearize(&self) -> Result<(), ClusterError> {
+        self.0.linearize().await.map(|_| ())
+    }
+
+    async fn status(&self) -> Result<ClusterStatus, ClusterError> {
+        Ok(self.0.status().await)
+    }
+
+    async fn add_node(&self, id: NodeId, node: Node, learner_only: bool) -> Result<(), ClusterError> {
+        self.0.add_node(id, node, learner_only).await
+    }
+
+    async fn remove_node(&self, id: NodeId) -> Result<(), ClusterError> {
+        self.0.remove_node(id).await
+    }
+
+    async fn transfer_leader(&self, to: Option<NodeId>) -> Result<(), ClusterError> {
+        self.0.transfer_leadership(to).await.map(|_| ())
+    }
+
+    async fn snapshot(&self) -> Result<u64, ClusterError> {
+        self.0.trigger_snapshot().await
+    }
+}
+
+/// Serves `/healthz` over HTTP/1.1 until `shutdown`.
+async fn serve_http(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    node: ClusterNode,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    let acceptance = Acceptance { port: "http", tls, require_client_cert: false };
+    let (mut incoming, _accepting) = listener::incoming(listener, acceptance, shutdown.clone()).into_parts();
+    let connections = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = tokio_stream::StreamExt::next(&mut incoming) => match next {
+                Some(Ok(stream)) => stream,
+                Some(Err(_)) => continue,
+                None => break,
+            },
+        };
+        let node = node.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let node = node.clone();
+                async move { Ok::<_, Infallible>(http_route(&node, &request)) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+fn http_route<B>(node: &ClusterNode, request: &HttpRequest<B>) -> HttpResponse<Full<Bytes>> {
+    match request.uri().path() {
+        "/healthz" => healthz(node),
+        _ => text(StatusCode::NOT_FOUND, "not found; try /healthz\n"),
+    }
+}
+
+/// `200` with the node's view when a leader is known, `503` otherwise.
+fn healthz(node: &ClusterNode) -> HttpResponse<Full<Bytes>> {
+    let metrics = node.raft().metrics();
+    let (leader, term, last_applied) = {
+        let m = metrics.borrow();
+        (m.current_leader, m.current_term, m.last_applied.map_or(0, |id| id.index))
+    };
+    let body = serde_json::json!({
+        "status": if leader.is_some() { "ok" } else { "no_leader" },
+        "node_id": node.id(),
+        "leader_id": leader,
+        "term": term,
+        "last_applied": last_applied,
+    });
+    let status = if leader.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = HttpResponse::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> HttpResponse<Full<Bytes>> {
+    let mut response = HttpResponse::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,932 @@
+//! The coordinator's configuration file (`vantage-coordinator run --config
+//! coordinator.toml`): typed, and validated before any port is bound.
+//!
+//! ```toml
+//! node_id = 1
+//! data_dir = "/var/lib/vantage"
+//! api_addr = "127.0.0.1:7400"     # gRPC for probes and admins
+//! raft_addr = "127.0.0.1:7401"    # gRPC for peers only
+//! http_addr = "127.0.0.1:8080"    # status page, JSON API, /metrics, /healthz
+//! admin_token_file = "admin.token"
+//! [[peers]]                       # initial members, including this node
+//! id = 1
+//! api_addr = "127.0.0.1:7400"
+//! raft_addr = "127.0.0.1:7401"
+//! [tls]
+//! insecure = true                 # or: ca_file, cert_file, key_file
+//! [raft]                          # optional; these are the defaults
+//! heartbeat_ms = 250
+//! election_timeout_min_ms = 1000
+//! election_timeout_max_ms = 2000
+//! snapshot_every_logs = 5000
+//! logs_kept_after_snapshot = 1000
+//! ```
+//!
+//! Every error names the file, the line and the key:
+//! `coordinator.toml:7: unknown key "raft_adr" in the top level: did you
+//! mean "raft_addr"? (expected one of …)`, `coordinator.toml:3: api_addr:
+//! invalid socket address "nope": …`, `coordinator.toml:12:
+//! raft.heartbeat_ms: 1000 must be below raft.election_timeout_min_ms (1000)`.
+//! Lines come from the spans of the `toml` parser; semantic checks
+//! ([`Config::validate`]) report a key path that [`Config::parse`] maps back
+//! to the line where the key (or its table) is written.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+use crate::raft::{Node, NodeId};
+
+/// The whole configuration of one coordinator node.
+///
+/// `Config::default()` is a single-node, plaintext (`insecure = true`)
+/// configuration for development and tests; it passes [`Config::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's id: at least 1, unique in the cluster and never reused
+    /// (a replaced node gets a new id). It must appear in `peers`.
+    pub node_id: NodeId,
+    /// Where the Raft log, vote and snapshots live. Created when missing.
+    /// A relative path is relative to the config file's directory.
+    pub data_dir: PathBuf,
+    /// The gRPC listener for probes and admins (ProbeService,
+    /// AdminService), as `IP:PORT`. Peers reach this node's API here too,
+    /// so it must equal this node's `peers` entry.
+    #[serde(deserialize_with = "socket_addr")]
+    pub api_addr: SocketAddr,
+    /// The gRPC listener for Raft peers only, as `IP:PORT`; it accepts only
+    /// clients with a cluster certificate. Must differ from `api_addr` and
+    /// equal this node's `peers` entry.
+    #[serde(deserialize_with = "socket_addr")]
+    pub raft_addr: SocketAddr,
+    /// The HTTP listener for the status page, JSON API, `/metrics` and
+    /// `/healthz`, as `IP:PORT`. Default `127.0.0.1:8080`.
+    #[serde(default = "defaults::http_addr", deserialize_with = "socket_addr")]
+    pub http_addr: SocketAddr,
+    /// The file holding the bootstrap admin bearer token (one line). When it
+    /// does not exist, a random token is generated and written there with
+    /// mode 0600. A relative path is relative to the config file's
+    /// directory. Default `admin.token`.
+    #[serde(default = "defaults::admin_token_file")]
+    pub admin_token_file: PathBuf,
+    /// The cluster's initial members, this node included. A fresh cluster
+    /// bootstraps from this list; once initialized, membership changes go
+    /// through the admin API and this list is not consulted again.
+    pub peers: Vec<Peer>,
+    /// TLS for every listener and for connections to peers.
+    pub tls: TlsConfig,
+    /// Raft timing and log compaction.
+    #[serde(default)]
+    pub raft: RaftConfig,
+}
+
+/// One initial member of the cluster (`[[peers]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// The member's node id (at least 1).
+    pub id: NodeId,
+    /// Where the member serves gRPC for probes and admins, as `IP:PORT`.
+    #[serde(deserialize_with = "socket_addr")]
+    pub api_addr: SocketAddr,
+    /// Where the member serves Raft to its peers, as `IP:PORT`.
+    #[serde(deserialize_with = "socket_addr")]
+    pub raft_addr: SocketAddr,
+}
+
+/// `[tls]`: either `insecure = true` (plaintext everywhere; dev mode and
+/// tests only), or all three files. `vantage-coordinator certs init` makes
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Plaintext on every listener and to every peer. Cannot be combined
+    /// with the files. Default false.
+    #[serde(default)]
+    pub insecure: bool,
+    /// The cluster CA certificate (PEM). Peers must present a certificate
+    /// it signed on the Raft port; it also verifies peers' servers.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// This node's certificate chain (PEM), leaf first, signed by the
+    /// cluster CA. Presented on every listener and to peers.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// This node's private key (PEM, PKCS#8, SEC1 or PKCS#1).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// The three TLS files of a complete, secure `[tls]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The cluster CA certificate (PEM).
+    pub ca_file: PathBuf,
+    /// This node's certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// This node's private key (PEM).
+    pub key_file: PathBuf,
+}
+
+/// `[raft]`: timing and log compaction. The defaults suit nodes in
+/// different regions (round trips up to a few hundred milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftConfig {
+    /// How often the leader sends heartbeats, in milliseconds. Must be
+    /// below `election_timeout_min_ms`. Default 250.
+    pub heartbeat_ms: u64,
+    /// The shortest time a follower waits without hearing from a leader
+    /// before it starts an election, in milliseconds. Default 1000.
+    pub election_timeout_min_ms: u64,
+    /// The longest such wait (each node picks at random between min and
+    /// max, so elections rarely collide), in milliseconds. Must be above
+    /// the min. Default 2000.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one;
+    /// the log is then purged behind it. Default 5000.
+    pub snapshot_every_logs: u64,
+    /// How many entries to keep after a snapshot, so a follower that is a
+    /// little behind catches up from the log instead of a whole snapshot.
+    /// Default 1000.
+    pub logs_kept_after_snapshot: u64,
+}
+
+/// Why a configuration was refused. Each message starts with
+/// `ORIGIN:LINE: ` when the origin and line are known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        /// The path as given.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The text is not valid TOML.
+    #[error("{at}invalid TOML: {message}")]
+    Syntax {
+        /// Where.
+        at: Location,
+        /// The parser's description.
+        message: String,
+    },
+    /// A key the configuration does not have (a typo, usually).
+    #[error(
+        "{at}unknown key \"{key}\" in {table}{} (expected {})",
+        suggestion(key, expected),
+        one_of(expected)
+    )]
+    UnknownKey {
+        /// Where.
+        at: Location,
+        /// The key as written.
+        key: String,
+        /// The table it was found in: `the top level`, `[raft]`, `[[peers]]` …
+        table: String,
+        /// The keys that table accepts.
+        expected: Vec<String>,
+    },
+    /// A required key is absent.
+    #[error("{at}missing key \"{key}\" in {table}{hint}")]
+    MissingKey {
+        /// Where (the table's line; none for the top level).
+        at: Location,
+        /// The missing key.
+        key: String,
+        /// The table it is missing from.
+        table: String,
+        /// What to add, when there is more to say; else empty.
+        hint: String,
+    },
+    /// A value of the wrong type or form.
+    #[error("{at}{key}: {message}")]
+    InvalidValue {
+        /// Where.
+        at: Location,
+        /// The key's path, e.g. `peers[1].raft_addr`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Values that parse but do not make a valid configuration.
+    #[error("{at}{key}: {problem}")]
+    Invalid {
+        /// Where (empty when [`Config::validate`] runs on a value built in
+        /// code).
+        at: Location,
+        /// The key's path, e.g. `raft.heartbeat_ms` or `peers[0].id`.
+        key: String,
+        /// What is wrong (boxed: keeps `Result<_, ConfigError>` small).
+        problem: Box<Problem>,
+    },
+}
+
+/// Where in which file an error is; displays as `origin:line: `, `origin: `
+/// or nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// The file (or other origin) the text came from.
+    pub origin: Option<String>,
+    /// The 1-based line.
+    pub line: Option<usize>,
+}
+
+/// A semantic problem found by [`Config::validate`].
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// A number that must be positive is 0.
+    #[error("must be at least 1")]
+    Zero,
+    /// A path is empty.
+    #[error("must not be empty")]
+    EmptyPath,
+    /// Two of this node's listeners share an address.
+    #[error("same address as {other} ({addr}): every listener needs its own port")]
+    SameAddress {
+        /// The other key.
+        other: String,
+        /// The shared address.
+        addr: SocketAddr,
+    },
+    /// `peers` is empty.
+    #[error("at least one [[peers]] entry is required, this node included")]
+    NoPeers,
+    /// Two peers have the same id.
+    #[error("duplicate peer id {id} (also at {first})")]
+    DuplicatePeerId {
+        /// The id.
+        id: NodeId,
+        /// The path of the first peer with it.
+        first: String,
+    },
+    /// Two peer addresses are equal.
+    #[error("{addr} is already {first}")]
+    DuplicatePeerAddress {
+        /// The address.
+        addr: SocketAddr,
+        /// The key that has it first.
+        first: String,
+    },
+    /// A peer's address has port 0.
+    #[error("port 0 cannot be reached by peers: give a fixed port")]
+    PortZero,
+    /// This node's id is not among the peers.
+    #[error("node {node_id} is not in [[peers]]: list every initial member, this node included")]
+    NotAPeer {
+        /// This node's id.
+        node_id: NodeId,
+    },
+    /// This node's `peers` entry disagrees with its own listener address.
+    #[error("this node's entry says {peer} but {key} is {ours}")]
+    PeerMismatch {
+        /// `api_addr` or `raft_addr`.
+        key: &'static str,
+        /// What the peer entry says.
+        peer: SocketAddr,
+        /// What the top-level key says.
+        ours: SocketAddr,
+    },
+    /// The heartbeat would not keep followers from starting elections.
+    #[error("{heartbeat_ms} must be below raft.election_timeout_min_ms ({min_ms})")]
+    HeartbeatNotBelowElection {
+        /// The heartbeat interval.
+        heartbeat_ms: u64,
+        /// The election timeout minimum.
+        min_ms: u64,
+    },
+    /// The election timeout range is empty.
+    #[error("{min_ms} must be below raft.election_timeout_max_ms ({max_ms})")]
+    ElectionRangeEmpty {
+        /// The minimum.
+        min_ms: u64,
+        /// The maximum.
+        max_ms: u64,
+    },
+    /// openraft refused the derived configuration (should not happen once
+    /// the checks above pass).
+    #[error("refused by openraft: {message}")]
+    RaftRejected {
+        /// openraft's message.
+        message: String,
+    },
+    /// Neither plaintext nor complete TLS files.
+    #[error(
+        "set insecure = true for plaintext, or all of ca_file, cert_file and key_file (missing: {missing})"
+    )]
+    TlsIncomplete {
+        /// The missing file keys, comma-separated.
+        missing: String,
+    },
+    /// Plaintext and TLS files together.
+    #[error(
+        "insecure = true cannot be combined with ca_file, cert_file or key_file: remove one or the other"
+    )]
+    TlsConflict,
+    /// A file the configuration names cannot be read.
+    #[error("cannot read {path:?}: {source}")]
+    Unreadable {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A path that must be a regular file is something else.
+    #[error("{path:?} is not a regular file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A path that must be a directory (or absent) is something else.
+    #[error("{path:?} exists but is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The directory a file would be created in does not exist.
+    #[error("directory {dir:?} does not exist")]
+    NoParentDirectory {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`. Relative paths in it
+    /// are resolved against the file's directory before validation.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+        parse_in(&text, &origin, base)
+    }
+
+    /// Parses and validates `text`; `origin` (usually the file name) starts
+    /// every error message. Relative paths stay relative to the working
+    /// directory.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        parse_in(text, origin, None)
+    }
+
+    /// Checks everything that can be checked before binding a port:
+    /// distinct listener addresses, the peer list (this node in it, with
+    /// the same addresses; no duplicate ids or addresses), Raft timing,
+    /// TLS completeness and that the named files exist. Returns the first
+    /// problem found, as [`ConfigError::Invalid`] without a location.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_node()?;
+        self.validate_peers()?;
+        self.raft.validate()?;
+        self.tls.validate()?;
+        self.validate_paths()
+    }
+
+    /// The initial members as openraft nodes, for bootstrapping a fresh
+    /// cluster.
+    pub fn initial_members(&self) -> BTreeMap<NodeId, Node> {
+        self.peers.iter().map(|p| (p.id, p.node())).collect()
+    }
+
+    fn validate_node(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node_id", Problem::Zero));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", Problem::EmptyPath));
+        }
+        if self.admin_token_file.as_os_str().is_empty() {
+            return Err(invalid("admin_token_file", Problem::EmptyPath));
+        }
+        if self.raft_addr == self.api_addr {
+            return Err(invalid(
+                "raft_addr",
+                Problem::SameAddress { other: "api_addr".into(), addr: self.api_addr },
+            ));
+        }
+        // Port 0 means "any free port" and never collides.
+        for (other, addr) in [("api_addr", self.api_addr), ("raft_addr", self.raft_addr)] {
+            if self.http_addr == addr && addr.port() != 0 {
+                return Err(invalid("http_addr", Problem::SameAddress { other: other.into(), addr }));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_peers(&self) -> Result<(), ConfigError> {
+        if self.peers.is_empty() {
+            return Err(invalid("peers", Problem::NoPeers));
+        }
+        let mut ids: HashMap<NodeId, String> = HashMap::new();
+        let mut addrs: HashMap<SocketAddr, String> = HashMap::new();
+        for (i, peer) in self.peers.iter().enumerate() {
+            let at = format!("peers[{i}]");
+            if peer.id == 0 {
+                return Err(invalid(format!("{at}.id"), Problem::Zero));
+            }
+            if let Some(first) = ids.get(&peer.id) {
+                let problem = Problem::DuplicatePeerId { id: peer.id, first: first.clone() };
+                return Err(invalid(format!("{at}.id"), problem));
+            }
+            ids.insert(peer.id, at.clone());
+            for (field, addr) in [("api_addr", peer.api_addr), ("raft_addr", peer.raft_addr)] {
+                let key = format!("{at}.{field}");
+                if addr.port() == 0 {
+                    return Err(invalid(key, Problem::PortZero));
+                }
+                if let Some(first) = addrs.get(&addr) {
+                    let problem = Problem::DuplicatePeerAddress { addr, first: first.clone() };
+                    return Err(invalid(key, problem));
+                }
+                addrs.insert(addr, key);
+            }
+        }
+        let Some((i, me)) = self.peers.iter().enumerate().find(|(_, p)| p.id == self.node_id) else {
+            return Err(invalid("node_id", Problem::NotAPeer { node_id: self.node_id }));
+        };
+        for (key, peer, ours) in
+            [("api_addr", me.api_addr, self.api_addr), ("raft_addr", me.raft_addr, self.raft_addr)]
+        {
+            if peer != ours {
+                return Err(invalid(format!("peers[{i}].{key}"), Problem::PeerMismatch { key, peer, ours }));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_paths(&self) -> Result<(), ConfigError> {
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(invalid("data_dir", Problem::NotADirectory { path: self.data_dir.clone() }));
+        }
+        match std::fs::metadata(&self.admin_token_file) {
+            Ok(meta) if !meta.is_file() => {
+                let problem = Problem::NotAFile { path: self.admin_token_file.clone() };
+                return Err(invalid("admin_token_file", problem));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // It will be created; its directory must exist.
+                let dir = match self.admin_token_file.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir,
+                    _ => Path::new("."),
+                };
+                if !dir.is_dir() {
+                    let problem = Problem::NoParentDirectory { dir: dir.to_path_buf() };
+                    return Err(invalid("admin_token_file", problem));
+                }
+            }
+            Err(source) => {
+                let problem = Problem::Unreadable { path: self.admin_token_file.clone(), source };
+                return Err(invalid("admin_token_file", problem));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data_dir);
+        resolve(&mut self.admin_token_file);
+        for file in
+            [&mut self.tls.ca_file, &mut self.tls.cert_file, &mut self.tls.key_file].into_iter().flatten()
+        {
+            resolve(file);
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let api_addr: SocketAddr = ([127, 0, 0, 1], 7400).into();
+        let raft_addr: SocketAddr = ([127, 0, 0, 1], 7401).into();
+        Config {
+            node_id: 1,
+            data_dir: PathBuf::from("data"),
+            api_addr,
+            raft_addr,
+            http_addr: defaults::http_addr(),
+            admin_token_file: defaults::admin_token_file(),
+            peers: vec![Peer { id: 1, api_addr, raft_addr }],
+            tls: TlsConfig { insecure: true, ..TlsConfig::default() },
+            raft: RaftConfig::default(),
+        }
+    }
+}
+
+impl Peer {
+    /// The member as openraft knows it.
+    pub fn node(&self) -> Node {
+        Node { api_addr: self.api_addr.to_string(), raft_addr: self.raft_addr.to_string() }
+    }
+}
+
+impl TlsConfig {
+    /// The three files, or `None` for plaintext (`insecure = true`) or an
+    /// incomplete table (which [`TlsConfig::validate`] refuses).
+    pub fn files(&self) -> Option<TlsFiles> {
+        if self.insecure {
+            return None;
+        }
+        Some(TlsFiles {
+            ca_file: self.ca_file.clone()?,
+            cert_file: self.cert_file.clone()?,
+            key_file: self.key_file.clone()?,
+        })
+    }
+
+    /// Checks that the table is plaintext or complete, and that the files
+    /// are readable regular files.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let named =
+            [("ca_file", &self.ca_file), ("cert_file", &self.cert_file), ("key_file", &self.key_file)];
+        if self.insecure {
+            if named.iter().any(|(_, p)| p.is_some()) {
+                return Err(invalid("tls.insecure", Problem::TlsConflict));
+            }
+            return Ok(());
+        }
+        let missing: Vec<&str> = named.iter().filter(|(_, p)| p.is_none()).map(|(k, _)| *k).collect();
+        if !missing.is_empty() {
+            return Err(invalid("tls", Problem::TlsIncomplete { missing: missing.join(", ") }));
+        }
+        for (key, path) in named {
+            let Some(path) = path else { continue };
+            let key = format!("tls.{key}");
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_file() => {}
+                Ok(_) => return Err(invalid(key, Problem::NotAFile { path: path.clone() })),
+                Err(source) => return Err(invalid(key, Problem::Unreadable { path: path.clone(), source })),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RaftConfig {
+    /// Checks that heartbeats come well before elections and the election
+    /// timeout range is not empty.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("raft.heartbeat_ms", self.heartbeat_ms),
+            ("raft.election_timeout_min_ms", self.election_timeout_min_ms),
+            ("raft.snapshot_every_logs", self.snapshot_every_logs),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, Problem::Zero));
+            }
+        }
+        if self.heartbeat_ms >= self.election_timeout_min_ms {
+            let problem = Problem::HeartbeatNotBelowElection {
+                heartbeat_ms: self.heartbeat_ms,
+                min_ms: self.election_timeout_min_ms,
+            };
+            return Err(invalid("raft.heartbeat_ms", problem));
+        }
+        if self.election_timeout_min_ms >= self.election_timeout_max_ms {
+            let problem = Problem::ElectionRangeEmpty {
+                min_ms: self.election_timeout_min_ms,
+                max_ms: self.election_timeout_max_ms,
+            };
+            return Err(invalid("raft.election_timeout_min_ms", problem));
+        }
+        Ok(())
+    }
+
+    /// The openraft configuration with these timings and compaction
+    /// settings (openraft's defaults for the rest), validated by openraft.
+    pub fn openraft_config(&self) -> Result<openraft::Config, ConfigError> {
+        let config = openraft::Config {
+            cluster_name: "vantage".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_logs),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            ..openraft::Config::default()
+        };
+        config.validate().map_err(|e| invalid("raft", Problem::RaftRejected { message: e.to_string() }))
+    }
+}
+
+impl Default for RaftConfig {
+    fn default() -> RaftConfig {
+        RaftConfig {
+            heartbeat_ms: 250,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            snapshot_every_logs: 5000,
+            logs_kept_after_snapshot: 1000,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.origin, self.line) {
+            (Some(origin), Some(line)) => write!(f, "{origin}:{line}: "),
+            (Some(origin), None) => write!(f, "{origin}: "),
+            (None, Some(line)) => write!(f, "line {line}: "),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl ConfigError {
+    /// The location, for errors that have one.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Syntax { at, .. }
+            | ConfigError::UnknownKey { at, .. }
+            | ConfigError::MissingKey { at, .. }
+            | ConfigError::InvalidValue { at, .. }
+            | ConfigError::Invalid { at, .. } => Some(at),
+        }
+    }
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    pub(super) fn http_addr() -> SocketAddr {
+        ([127, 0, 0, 1], 8080).into()
+    }
+
+    pub(super) fn admin_token_file() -> PathBuf {
+        PathBuf::from("admin.token")
+    }
+}
+
+fn invalid(key: impl Into<String>, problem: Problem) -> ConfigError {
+    ConfigError::Invalid { at: Location::default(), key: key.into(), problem: Box::new(problem) }
+}
+
+/// Parses an `IP:PORT` string with a message that names the value. (The
+/// standard library's impl says only "invalid socket address syntax".)
+fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        D::Error::custom(format!(
+            "invalid socket address {text:?}: expected IP:PORT, such as 127.0.0.1:7400 or [::1]:7400"
+        ))
+    })
+}
+
+fn parse_in(text: &str, origin: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+    let document = toml::de::DeTable::parse(text).map_err(|e| ConfigError::Syntax {
+        at: Location { origin: Some(origin.into()), line: e.span().map(|s| line_of(text, s.start)) },
+        message: e.message().to_string(),
+    })?;
+    let keys = KeyIndex::new(text, document.get_ref());
+    let mut config: Config = toml::from_str(text).map_err(|e| keys.explain(&e, origin))?;
+    if let Some(base) = base {
+        config.resolve_paths(base);
+    }
+    config.validate().map_err(|e| keys.locate(e, origin))?;
+    Ok(config)
+}
+
+/// Every key written in the document: its path (`peers[1].raft_addr`), the
+/// spans of the key and of its value, and the key's line. Serde errors carry
+/// only a span, and semantic errors only a path; this index turns either
+/// into a line and a key name.
+struct KeyIndex<'t> {
+    text: &'t str,
+    entries: Vec<KeyEntry>,
+}
+
+struct KeyEntry {
+    path: String,
+    key_span: Range<usize>,
+    value_span: Range<usize>,
+    is_table: bool,
+}
+
+/// What a serde error's span points at.
+enum Target<'a> {
+    /// A key: unknown-key errors point here.
+    Key(&'a KeyEntry),
+    /// A key's value: type and value errors point here.
+    Value(&'a KeyEntry),
+    /// A table (missing-key errors); `None` for the top level.
+    Table(Option<&'a KeyEntry>),
+}
+
+impl<'t> KeyIndex<'t> {
+    fn new(text: &'t str, root: &toml::de::DeTable<'_>) -> KeyIndex<'t> {
+        let mut index = KeyIndex { text, entries: Vec::new() };
+        index.walk_table(root, "");
+        index
+    }
+
+    fn walk_table(&mut self, table: &toml::de::DeTable<'_>, prefix: &str) {
+        for (key, value) in table.iter() {
+            let path = format!("{prefix}{}", key.get_ref());
+            self.entries.push(KeyEntry {
+                path: path.clone(),
+                key_span: key.span(),
+                value_span: value.span(),
+                is_table: value.get_ref().is_table(),
+            });
+            match value.get_ref() {
+                toml::de::DeValue::Table(inner) => self.walk_table(inner, &format!("{path}.")),
+                toml::de::DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let item_path = format!("{path}[{i}]");
+                        // An array-of-tables element spans its `[[header]]`.
+                        self.entries.push(KeyEntry {
+                            path: item_path.clone(),
+                            key_span: item.span(),
+                            value_span: item.span(),
+                            is_table: item.get_ref().is_table(),
+                        });
+                        if let toml::de::DeValue::Table(inner) = item.get_ref() {
+                            self.walk_table(inner, &format!("{item_path}."));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Turns a serde error from `toml` into a [`ConfigError`] naming the key
+    /// and its line.
+    fn explain(&self, error: &toml::de::Error, origin: &str) -> ConfigError {
+        let message = error.message();
+        let target = error.span().map(|span| self.target(&span)).unwrap_or(Target::Table(None));
+        let line = |span: &Range<usize>| Some(line_of(self.text, span.start));
+        if let Some(rest) = message.strip_prefix("unknown field ") {
+            let names = backticked(rest);
+            let (path, at_line) = match target {
+                Target::Key(e) | Target::Value(e) => (e.path.as_str(), line(&e.key_span)),
+                Target::Table(_) => ("", None),
+            };
+            let key = names.first().cloned().unwrap_or_else(|| leaf_name(path).to_string());
+            return ConfigError::UnknownKey {
+                at: Location { origin: Some(origin.into()), line: at_line },
+                table: table_name(parent_path(path)),
+                expected: names.get(1..).unwrap_or_default().to_vec(),
+                key,
+            };
+        }
+        if let Some(rest) = message.strip_prefix("missing field ") {
+            let key = backticked(rest).into_iter().next().unwrap_or_default();
+            let (table_path, at_line) = match target {
+                Target::Table(Some(e)) | Target::Key(e) | Target::Value(e) => {
+                    (e.path.as_str(), line(&e.key_span))
+                }
+                Target::Table(None) => ("", None),
+            };
+            let full = if table_path.is_empty() { key.clone() } else { format!("{table_path}.{key}") };
+            return ConfigError::MissingKey {
+                at: Location { origin: Some(origin.into()), line: at_line },
+                hint: missing_hint(&full).to_string(),
+                table: table_name(table_path),
+                key,
+            };
+        }
+        let (key, at_line) = match target {
+            Target::Key(e) | Target::Value(e) | Target::Table(Some(e)) => (e.path.clone(), line(&e.key_span)),
+            Target::Table(None) => (String::new(), error.span().map(|s| line_of(self.text, s.start))),
+        };
+        ConfigError::InvalidValue {
+            at: Location { origin: Some(origin.into()), line: at_line },
+            key,
+            message: message.to_string(),
+        }
+    }
+
+    /// Adds the origin and the line of the key (or of its nearest written
+    /// parent) to an error from [`Config::validate`].
+    fn locate(&self, error: ConfigError, origin: &str) -> ConfigError {
+        match error {
+            ConfigError::Invalid { key, problem, .. } => {
+                let line = self.line_of_path(&key);
+                ConfigError::Invalid { at: Location { origin: Some(origin.into()), line }, key, problem }
+            }
+            other => other,
+        }
+    }
+
+    fn line_of_path(&self, path: &str) -> Option<usize> {
+        let mut path = path;
+        loop {
+            if let Some(entry) = self.entries.iter().find(|e| e.path == path) {
+                return Some(line_of(self.text, entry.key_span.start));
+            }
+            if path.is_empty() {
+                return None;
+            }
+            path = parent_path(path);
+        }
+    }
+
+    fn target(&self, span: &Range<usize>) -> Target<'_> {
+        if let Some(e) = self.entries.iter().find(|e| e.key_span == *span) {
+            return Target::Key(e);
+        }
+        let Some(e) = self.entries.iter().find(|e| e.value_span == *span) else {
+            return Target::Table(None);
+        };
+        if e.is_table {
+            Target::Table(Some(e))
+        } else {
+            Target::Value(e)
+        }
+    }
+}
+
+/// The path of the table holding a key: `peers[1].raft_addr` → `peers[1]`,
+/// `raft.heartbeat_ms` → `raft`, and `peers[1]` or `node_id` → `` (the top
+/// level).
+fn parent_path(path: &str) -> &str {
+    if let Some(i) = path.rfind('.') {
+        return &path[..i];
+    }
+    ""
+}
+
+fn leaf_name(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+/// How a table is named in messages.
+fn table_name(path: &str) -> String {
+    if path.is_empty() {
+        return "the top level".into();
+    }
+    match path.find('[') {
+        Some(i) => format!("[[{}]]", &path[..i]),
+        None => format!("[{path}]"),
+    }
+}
+
+fn missing_hint(path: &str) -> &'static str {
+    match path {
+        "tls" => ": add [tls] with insecure = true for plaintext, or ca_file, cert_file and key_file",
+        "peers" => ": add a [[peers]] entry for every initial member, this node included",
+        _ => "",
+    }
+}
+
+/// `one of a, b, c`, `a`, or `no keys`.
+fn one_of(keys: &[String]) -> String {
+    match keys {
+        [] => "no keys".into(),
+        [one] => one.clone(),
+        many => format!("one of {}", many.join(", ")),
+    }
+}
+
+/// The names between backticks in a serde message such as
+/// ``unknown field `x`, expected one of `a`, `b` ``.
+fn backticked(message: &str) -> Vec<String> {
+    message.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+/// `: did you mean "raft_addr"?` when a known key is within a small edit
+/// distance of the unknown one.
+fn suggestion(unknown: &str, known: &[String]) -> String {
+    known
+        .iter()
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!(": did you mean \"{k}\"?"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+}
