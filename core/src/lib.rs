@@ -13,10 +13,16 @@
 //!   phases, the closed set of failure kinds, TLS details, redirect hops.
 //! - [`netguard`]: the SSRF address policy shared by the probe and, later, the
 //!   webhook sender.
+//! - [`schedule`]: slot arithmetic (`start = k * interval + offset(id)`),
+//!   identical in every region.
+//! - [`shard`]: which probes check which endpoint in each region (weighted
+//!   rendezvous hashing, pins, uncovered regions, per-probe deltas).
 //! - [`clock`]: the one wall-clock abstraction.
 
 pub mod assert;
 pub mod clock;
 pub mod netguard;
 pub mod result;
+pub mod schedule;
+pub mod shard;
 pub mod spec;
