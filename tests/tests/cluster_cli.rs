@@ -20,16 +20,23 @@ struct Cluster {
 impl Cluster {
     /// Writes certificates and three configs, and starts the nodes.
     fn start() -> Cluster {
+        Cluster::start_with(3, 3)
+    }
+
+    /// Writes certificates and `configs` configs (the first three are the
+    /// initial members, listed in every file), and starts the first
+    /// `running` nodes.
+    fn start_with(configs: usize, running: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let coordinator = workspace_bin("vantage-coordinator").unwrap();
         let ctl = workspace_bin("vantagectl").unwrap();
         let out = Command::new(&coordinator)
-            .args(["certs", "init", "--dir", "pki", "--nodes", "3"])
+            .args(["certs", "init", "--dir", "pki", "--nodes", &configs.to_string()])
             .current_dir(dir.path())
             .output()
             .unwrap();
         assert!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
-        let ports = free_ports(9).unwrap();
+        let ports = free_ports(3 * configs).unwrap();
         let peers: String = (1..=3)
             .map(|n| {
                 format!(
@@ -39,18 +46,26 @@ impl Cluster {
                 )
             })
             .collect();
-        for n in 1..=3usize {
+        for n in 1..=configs {
             let (api, raft, http) = (ports[(n - 1) * 3], ports[(n - 1) * 3 + 1], ports[(n - 1) * 3 + 2]);
+            // A node beyond the initial three lists itself too (every config
+            // names its own node); it waits to be added with add-node.
+            let own = if n > 3 {
+                format!("[[peers]]\nid = {n}\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\n")
+            } else {
+                String::new()
+            };
             let config = format!(
                 "node_id = {n}\ndata_dir = \"data/node{n}\"\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\
-                 http_addr = \"127.0.0.1:{http}\"\nadmin_token_file = \"admin.token\"\n\n{peers}\
+                 http_addr = \"127.0.0.1:{http}\"\nadmin_token_file = \"admin.token\"\n\n{peers}{own}\
                  [tls]\nca_file = \"pki/ca.pem\"\ncert_file = \"pki/node-{n}.pem\"\nkey_file = \"pki/node-{n}-key.pem\"\n\n\
                  [raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n"
             );
             std::fs::write(dir.path().join(format!("node{n}.toml")), config).unwrap();
         }
-        let mut cluster = Cluster { dir, coordinator, ctl, ports, nodes: vec![None, None, None] };
-        for n in 1..=3 {
+        let mut cluster =
+            Cluster { dir, coordinator, ctl, ports, nodes: (0..configs).map(|_| None).collect() };
+        for n in 1..=running {
             cluster.start_node(n);
         }
         cluster
@@ -142,8 +157,12 @@ impl Cluster {
         self.nodes[n - 1].as_mut().expect("node running")
     }
 
+    fn raft(&self, n: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[(n - 1) * 3 + 1])
+    }
+
     fn logs(&self) -> String {
-        (1..=3)
+        (1..=self.nodes.len())
             .map(|n| {
                 let text =
                     std::fs::read_to_string(self.path().join(format!("node{n}.log"))).unwrap_or_default();
@@ -354,4 +373,40 @@ fn t20_sigkill_the_leader_then_lose_quorum_then_recover() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(names(&c.json(survivor, &["region", "list", "--consistent"])).len(), 7);
+}
+
+#[test]
+fn t30_membership_through_vantagectl_add_transfer_remove_and_ids_never_reused() {
+    let mut c = Cluster::start_with(4, 3);
+    let status = c.wait_status(1, Duration::from_secs(15), |s| s["leader_id"].is_u64());
+    let leader = c.leader(&status);
+    let follower = if leader == 1 { 2 } else { 1 };
+
+    // A fourth node joins: started, then added (learner, then voter).
+    c.start_node(4);
+    let api4 = format!("127.0.0.1:{}", c.ports[9]);
+    c.ok(follower, &["cluster", "add-node", "4", "--api", &api4, "--raft", &c.raft(4)]);
+    let status = c.wait_status(4, Duration::from_secs(15), |s| {
+        s["members"].as_array().unwrap().len() == 4
+            && s["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["reachable"] == true && m["role"] != "learner")
+    });
+    assert!(status["leader_id"].is_u64(), "{status}");
+
+    // Leadership moves where it is asked to.
+    let target = (1..=3).find(|n| *n != leader).unwrap();
+    c.ok(follower, &["cluster", "transfer-leader", &target.to_string()]);
+    c.wait_status(4, Duration::from_secs(15), |s| s["leader_id"].as_u64() == Some(target as u64));
+
+    // Removing node 4; its id is never given out again.
+    c.ok(leader, &["cluster", "remove-node", "4"]);
+    c.wait_status(target, Duration::from_secs(10), |s| s["members"].as_array().unwrap().len() == 3);
+    c.node(4).terminate(Duration::from_secs(10)).unwrap();
+    let out = c.ctl(leader, &["cluster", "add-node", "4", "--api", &api4, "--raft", &c.raft(4)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ids are never reused"), "{stderr}");
 }
