@@ -1,0 +1,20 @@
+//! The probe agent's parts: what runs checks on the schedule the coordinator
+//! assigns, and what keeps their results until the coordinator has them.
+//!
+//! Modules:
+//! - [`scheduler`]: the drift-free scheduler. Each endpoint runs at its slots
+//!   on the wall clock, `start = k * interval + offset(endpoint_id)`; a check
+//!   still running at its next slot makes that slot skipped; concurrency is
+//!   bounded and scheduling lag is measured. One driver task and a heap of
+//!   next-due slots, not a task per endpoint.
+//! - [`spool`]: the loss-free result spool. Sequence numbers, unacknowledged
+//!   records kept in memory and (with a spool directory) in CRC-checked
+//!   segment files with group commit, acknowledgement by sequence number,
+//!   recovery after a restart, a size bound that drops the oldest and counts
+//!   the loss.
+//!
+//! Not here yet: the `ProbeService.Connect` stream, reconnection, canaries
+//! and the `run` command that wire these together.
+
+pub mod scheduler;
+pub mod spool;
