@@ -1,6 +1,7 @@
 //! The coordinator runtime behind `vantage-coordinator run`: binds the three
-//! listeners, starts the cluster node, serves the AdminService on `api_addr`
-//! and `/healthz` on `http_addr`, and stops within a bound when `shutdown`
+//! listeners, starts the cluster node, serves the AdminService and the
+//! probes' ProbeService (the [`crate::mesh`]) on `api_addr` and `/healthz`
+//! on `http_addr`, and stops within a bound when `shutdown`
 //! is cancelled (SIGTERM, SIGINT) — or fails loudly when the node stops by
 //! itself (a storage error).
 
@@ -22,6 +23,7 @@ use crate::admin::{AdminApi, Cluster, ClusterError, ClusterStatus};
 use crate::auth::AdminAuth;
 use crate::config::Config;
 use crate::listener::{self, Acceptance};
+use crate::mesh::{MemorySink, Mesh, MeshOptions};
 use crate::node::{ClusterNode, NodeOptions, PeerTls, StartError};
 use crate::raft::types::{Node, NodeId};
 use crate::state::{CommandResponse, MeshState, Request};
@@ -30,6 +32,9 @@ use crate::tls::TlsConfigs;
 /// How long in-flight API and HTTP requests may take to finish after
 /// shutdown starts (the node has its own grace period).
 const API_GRACE: Duration = Duration::from_secs(5);
+/// Recent results kept per endpoint until the agreement engine and export
+/// consume them.
+const RECENT_RESULTS_PER_ENDPOINT: usize = 64;
 
 /// Why the runtime stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +89,13 @@ pub async fn run(
     .await?;
     let tasks = TaskTracker::new();
     let api = AdminApi::new(Arc::new(NodeCluster(node.clone())), Arc::new(auth), Arc::new(SystemWallClock));
+    let mesh = Mesh::start(
+        Arc::new(node.clone()),
+        Arc::new(SystemWallClock),
+        Arc::new(MemorySink::new(RECENT_RESULTS_PER_ENDPOINT)),
+        MeshOptions::default(),
+        shutdown.child_token(),
+    );
     let api_acceptance = Acceptance {
         port: "api",
         tls: tls.as_ref().map(|t| t.api_server.clone()),
@@ -92,12 +104,15 @@ pub async fn run(
     let api_addr = config.api_addr;
     let api_server = {
         let shutdown = shutdown.clone();
+        let mesh = mesh.clone();
         tasks.spawn(async move {
             let (incoming, _accepting) =
                 listener::incoming(api_listener, api_acceptance, shutdown.clone()).into_parts();
             tonic::transport::Server::builder()
                 .timeout(Duration::from_secs(120))
-                .serve_with_incoming_shutdown(api.into_service(), incoming, shutdown.cancelled())
+                .add_service(api.into_service())
+                .add_service(mesh.service())
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
                 .await
                 .map_err(|source| AppError::Serve { addr: api_addr, source })
         })
@@ -106,6 +121,10 @@ pub async fn run(
         let mut config = (*t.http_server).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Arc::new(config)
+    });
+    tasks.spawn(async move {
+        mesh.stopped().await;
+        Ok::<(), AppError>(())
     });
     tasks.spawn(serve_http(http_listener, http_tls, node.clone(), shutdown.clone()));
     tasks.close();

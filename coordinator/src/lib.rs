@@ -30,6 +30,8 @@
 //! - [`auth`]: admin bearer tokens, hashed (SHA-256) and compared in
 //!   constant time; the bootstrap token file.
 //! - [`admin`]: the AdminService over a [`admin::Cluster`].
+//! - [`mesh`]: probes' streams on the leader (`ProbeService`), their
+//!   assignments (weighted rendezvous per region) and results.
 //! - [`listener`]: the accept loop (TLS handshakes with deadlines) shared by
 //!   the gRPC and HTTP listeners.
 //! - [`app`]: the runtime behind `vantage-coordinator run`.
@@ -40,6 +42,7 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod listener;
+pub mod mesh;
 pub mod node;
 pub mod raft;
 pub mod state;
