@@ -2,14 +2,15 @@
 //!
 //! `check` runs checks now and reports them (like `curl -w`, but cold and
 //! strict); `bench` measures how many cold checks per second this process
-//! sustains against one URL. Later: `run`, the agent that takes its
-//! assignment from the coordinator.
+//! sustains against one URL; `run` is the agent that takes its assignment
+//! from the coordinator.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vantage_probe::cmd::bench::{self, BenchArgs};
 use vantage_probe::cmd::check::{self, CheckArgs, Outcome};
+use vantage_probe::cmd::run::{self, RunArgs};
 
 /// The Vantage probe: measures endpoints cold, with exact timing phases.
 #[derive(Debug, Parser)]
@@ -28,6 +29,9 @@ enum Command {
     /// Run cold checks of one URL back to back and report checks/s, latency,
     /// CPU time per check and peak memory.
     Bench(BenchArgs),
+    /// Run the probe agent: take the assignment from the coordinators and
+    /// check it on schedule until SIGTERM or SIGINT.
+    Run(RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,38 +45,48 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => run_check(&args),
         Command::Bench(args) => run_bench(&args),
+        Command::Run(args) => run_agent(&args),
     }
 }
 
 fn run_check(args: &CheckArgs) -> ExitCode {
     let prepared = check::specs(args).and_then(|specs| Ok((specs, check::checker(args)?)));
-    let (specs, checker) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    match runtime.block_on(check::run(args, specs, checker, &mut stdout)) {
-        Ok(Outcome::AllPassed) => ExitCode::SUCCESS,
-        Ok(Outcome::SomeFailed) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    run_prepared(prepared, |(specs, checker)| async move {
+        let mut stdout = std::io::stdout().lock();
+        Ok(match check::run(args, specs, checker, &mut stdout).await? {
+            Outcome::AllPassed => ExitCode::SUCCESS,
+            Outcome::SomeFailed => ExitCode::from(1),
+        })
+    })
+}
+
+fn run_agent(args: &RunArgs) -> ExitCode {
+    run_prepared(run::load(args), |config| async move {
+        run::run(config).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn run_bench(args: &BenchArgs) -> ExitCode {
-    let (spec, checker) = match bench::prepare(args) {
+    run_prepared(bench::prepare(args), |(spec, checker)| async move {
+        let report = bench::run(args, spec, checker, &mut std::io::stderr()).await?;
+        let mut stdout = std::io::stdout().lock();
+        if args.json {
+            report.write_json(&mut stdout)?;
+        } else {
+            report.write_human(&mut stdout)?;
+        }
+        Ok(if report.has_failures() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    })
+}
+
+/// Exit 2 when preparing (arguments, configuration) failed; otherwise runs
+/// `work` on a multi-threaded runtime, exiting 1 on its error.
+fn run_prepared<T, F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    prepared: anyhow::Result<T>,
+    work: impl FnOnce(T) -> F,
+) -> ExitCode {
+    let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -86,22 +100,8 @@ fn run_bench(args: &BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match runtime.block_on(bench::run(args, spec, checker, &mut std::io::stderr())) {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(1);
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    let written = if args.json { report.write_json(&mut stdout) } else { report.write_human(&mut stdout) };
-    if let Err(e) = written {
-        eprintln!("error: writing the report: {e}");
-        return ExitCode::from(1);
-    }
-    if report.has_failures() {
+    runtime.block_on(work(prepared)).unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
         ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    })
 }

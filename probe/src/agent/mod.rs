@@ -13,8 +13,15 @@
 //!   recovery after a restart, a size bound that drops the oldest and counts
 //!   the loss.
 //!
-//! Not here yet: the `ProbeService.Connect` stream, reconnection, canaries
-//! and the `run` command that wire these together.
+//! - [`config`]: `probe.toml`, typed and validated, errors with key and line.
+//! - [`assignment`]: assigned endpoints (wire) into scheduler entries.
+//! - [`client`]: the agent itself: the `ProbeService.Connect` session state
+//!   machine, reconnection with backoff across coordinators, redirects to the
+//!   leader, batching and resending, heartbeats, canaries, orphan timeout and
+//!   draining at shutdown.
 
+pub mod assignment;
+pub mod client;
+pub mod config;
 pub mod scheduler;
 pub mod spool;
