@@ -45,7 +45,7 @@ impl ProbeApi {
     }
 
     /// The tonic service, with explicit message size limits: inbound
-    /// `max_message_bytes`, outbound [`MAX_OUTBOUND_BYTES`].
+    /// `max_message_bytes`, outbound `MAX_OUTBOUND_BYTES` (64 MiB).
     pub fn into_service(self) -> pb::probe_service_server::ProbeServiceServer<ProbeApi> {
         let inbound = self.mesh.shared.options.max_message_bytes;
         pb::probe_service_server::ProbeServiceServer::new(self)
