@@ -91,6 +91,9 @@ pub enum Command {
     /// Regions probes live in and endpoints are checked from.
     #[command(subcommand)]
     Region(RegionCommand),
+    /// Probes: tokens, revocation, draining and their live state.
+    #[command(subcommand)]
+    Probe(ProbeCommand),
     /// Webhooks alerts are delivered to.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -246,6 +249,56 @@ pub enum RegionCommand {
         /// Region names.
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+    },
+}
+
+/// `vantagectl probe …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProbeCommand {
+    /// Probe tokens.
+    #[command(subcommand)]
+    Token(ProbeTokenCommand),
+    /// List probes: region, connection, endpoints assigned, checks/s, lag.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Remove a probe's registration: its token stops working and its
+    /// stream ends within one heartbeat.
+    Revoke {
+        /// The probe's name or id.
+        #[arg(value_name = "NAME|ID")]
+        probe: String,
+    },
+    /// Stop assigning endpoints to a probe (it stays connected).
+    Drain {
+        /// The probe's name or id.
+        #[arg(value_name = "NAME|ID")]
+        probe: String,
+    },
+    /// Assign endpoints to a drained probe again.
+    Undrain {
+        /// The probe's name or id.
+        #[arg(value_name = "NAME|ID")]
+        probe: String,
+    },
+}
+
+/// `vantagectl probe token …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProbeTokenCommand {
+    /// Issue a probe's token: registers the probe, or, when a probe with
+    /// that name exists in that region, replaces its token (the old one
+    /// stops working). The token is printed once and never again.
+    Create {
+        /// The probe's name (`probe_id` in its probe.toml).
+        #[arg(long, value_name = "NAME")]
+        probe: String,
+        /// Its region (an existing one).
+        #[arg(long, value_name = "REGION", value_parser = parse_region_name)]
+        region: String,
+        /// Its share of the region's endpoints, 1-10000 (default 100; a
+        /// rotation keeps the registered weight).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        weight: Option<u32>,
     },
 }
 

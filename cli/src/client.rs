@@ -19,8 +19,8 @@ use vantage_proto::pb::admin_service_client::AdminServiceClient;
 use crate::error::{CallContext, Error};
 use crate::keys::IdempotencyKey;
 use crate::model::{
-    ClusterStatus, Endpoint, EndpointSpec, LiveState, Maintenance, MaintenanceSpec, Region, Webhook,
-    WebhookSpec,
+    ClusterStatus, Endpoint, EndpointSpec, LiveState, Maintenance, MaintenanceSpec, Probe, ProbeToken,
+    Region, Webhook, WebhookSpec,
 };
 use crate::wire::webhook_spec_to_wire;
 
@@ -228,6 +228,56 @@ impl AdminClient {
     pub async fn remove_region(&self, name: &str, key: &IdempotencyKey) -> Result<Removed, Error> {
         let request = pb::RemoveRegionRequest { mutation: Some(mutation(key)), name: name.to_string() };
         self.call_removal(name, request, |mut c, r| async move { c.remove_region(r).await }).await
+    }
+
+    /// Issues a probe's token: registers the probe, or rotates the token of
+    /// the probe with that name and region. A retry whose first attempt was
+    /// applied is refused by the coordinator (the token is not stored, so it
+    /// cannot be answered again); the message says to run the command again.
+    pub async fn create_probe_token(
+        &self,
+        probe: &str,
+        region: &str,
+        weight: Option<u32>,
+        key: &IdempotencyKey,
+    ) -> Result<ProbeToken, Error> {
+        let request = pb::CreateProbeTokenRequest {
+            mutation: Some(mutation(key)),
+            probe: probe.to_string(),
+            region: region.to_string(),
+            weight: weight.unwrap_or(0),
+        };
+        Ok(self.call(request, |mut c, r| async move { c.create_probe_token(r).await }).await?.into())
+    }
+
+    /// Removes a probe's registration (its token stops working).
+    pub async fn revoke_probe(&self, id_or_name: &str, key: &IdempotencyKey) -> Result<Removed, Error> {
+        let request =
+            pb::RevokeProbeRequest { mutation: Some(mutation(key)), id_or_name: id_or_name.to_string() };
+        self.call_removal(id_or_name, request, |mut c, r| async move { c.revoke_probe(r).await }).await
+    }
+
+    /// Drains (no endpoints) or undrains a probe.
+    pub async fn drain_probe(
+        &self,
+        id_or_name: &str,
+        drained: bool,
+        key: &IdempotencyKey,
+    ) -> Result<Probe, Error> {
+        let request = pb::DrainProbeRequest {
+            mutation: Some(mutation(key)),
+            id_or_name: id_or_name.to_string(),
+            drained,
+        };
+        Ok(self.call(request, |mut c, r| async move { c.drain_probe(r).await }).await?.into())
+    }
+
+    /// Lists probes with their live state.
+    pub async fn list_probes(&self, consistent: bool) -> Result<Vec<Probe>, Error> {
+        let reply = self
+            .call(pb::ListRequest { consistent }, |mut c, r| async move { c.list_probes(r).await })
+            .await?;
+        Ok(reply.probes.into_iter().map(Probe::from).collect())
     }
 
     /// Lists webhooks (without secrets).

@@ -71,6 +71,7 @@ pub async fn run(
     match &cli.command {
         Command::Endpoint(command) => cmd::endpoint::run(&ctx, command, out).await?,
         Command::Region(command) => cmd::region::run(&ctx, command, out).await?,
+        Command::Probe(command) => cmd::probe::run(&ctx, command, out).await?,
         Command::Webhook(command) => cmd::webhook::run(&ctx, command, out).await?,
         Command::Maintenance(command) => cmd::maintenance::run(&ctx, command, out).await?,
         Command::Cluster(command) => cmd::cluster::run(&ctx, command, out).await?,

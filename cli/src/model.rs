@@ -219,3 +219,45 @@ pub struct LiveState {
     /// Maintenance windows.
     pub maintenance: Vec<Maintenance>,
 }
+
+/// A registered probe and, when the answering coordinator leads, its live
+/// state (`probe list`, `--json` as is).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probe {
+    /// Assigned by the coordinator.
+    pub id: u64,
+    /// Its name (`probe_id` in probe.toml).
+    pub name: String,
+    /// The region it checks from.
+    pub region: String,
+    /// Its share of the region's endpoints.
+    pub weight: u32,
+    /// Gets no endpoints.
+    pub drained: bool,
+    /// A stream is open now.
+    pub connected: bool,
+    /// Its software version ("" if never connected).
+    pub version: String,
+    /// When its current (or last) stream opened; 0: never.
+    pub connected_since_unix_ms: i64,
+    /// When it last sent anything; 0: never.
+    pub last_seen_unix_ms: i64,
+    /// Endpoints assigned to it now.
+    pub endpoints: u32,
+    /// Checks per second it reported.
+    pub checks_per_second: f64,
+    /// Its scheduling lag p99 (ms) it reported.
+    pub scheduling_lag_p99_ms: f64,
+}
+
+/// A token issued by `probe token create` (`--json` as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeToken {
+    /// The probe's id.
+    pub probe_id: u64,
+    /// The bearer token; shown once.
+    pub token: String,
+    /// An existing probe's token was replaced.
+    #[serde(skip)]
+    pub rotated: bool,
+}

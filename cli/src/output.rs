@@ -7,7 +7,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::model::{ClusterStatus, Endpoint, Expectations, Labels, Maintenance, Region, Webhook};
+use crate::model::{ClusterStatus, Endpoint, Expectations, Labels, Maintenance, Probe, Region, Webhook};
 use crate::table::Table;
 use crate::timefmt::{format_ms, format_rfc3339_ms};
 
@@ -104,6 +104,47 @@ pub fn regions_table(regions: &[Region]) -> Table {
     let mut table = Table::new(["NAME", "CREATED"]);
     for r in regions {
         table.row([r.name.clone(), format_rfc3339_ms(r.created_at_unix_ms)]);
+    }
+    table
+}
+
+/// Probes as a table: one row each. Times are RFC 3339; `-` for never.
+pub fn probes_table(probes: &[Probe]) -> Table {
+    let mut table = Table::new([
+        "ID",
+        "NAME",
+        "REGION",
+        "WEIGHT",
+        "STATE",
+        "VERSION",
+        "CONNECTED SINCE",
+        "ENDPOINTS",
+        "CHECKS/S",
+        "LAG P99",
+        "LAST SEEN",
+    ]);
+    let at = |ms: i64| if ms > 0 { format_rfc3339_ms(ms) } else { "-".to_string() };
+    for p in probes {
+        let state = match (p.connected, p.drained) {
+            (true, false) => "connected",
+            (true, true) => "connected, drained",
+            (false, false) => "disconnected",
+            (false, true) => "disconnected, drained",
+        };
+        let version = if p.version.is_empty() { "-".to_string() } else { p.version.clone() };
+        table.row([
+            p.id.to_string(),
+            p.name.clone(),
+            p.region.clone(),
+            p.weight.to_string(),
+            state.to_string(),
+            version,
+            at(p.connected_since_unix_ms),
+            p.endpoints.to_string(),
+            format!("{:.1}", p.checks_per_second),
+            format!("{:.1}ms", p.scheduling_lag_p99_ms),
+            at(p.last_seen_unix_ms),
+        ]);
     }
     table
 }

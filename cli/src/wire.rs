@@ -10,8 +10,8 @@ use vantage_proto::pb;
 
 use crate::error::Error;
 use crate::model::{
-    ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance, MaintenanceSpec, Region,
-    Webhook, WebhookSpec,
+    ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance, MaintenanceSpec, Probe,
+    ProbeToken, Region, Webhook, WebhookSpec,
 };
 
 /// A required field missing from a reply.
@@ -198,6 +198,31 @@ impl From<pb::ClusterStatusReply> for ClusterStatus {
                 })
                 .collect(),
         }
+    }
+}
+
+impl From<pb::ProbeInfo> for Probe {
+    fn from(p: pb::ProbeInfo) -> Self {
+        Probe {
+            id: p.id,
+            name: p.name,
+            region: p.region,
+            weight: p.weight,
+            drained: p.drained,
+            connected: p.connected,
+            version: p.version,
+            connected_since_unix_ms: p.connected_since_unix_ms,
+            last_seen_unix_ms: p.last_seen_unix_ms,
+            endpoints: p.endpoints,
+            checks_per_second: p.checks_per_second,
+            scheduling_lag_p99_ms: p.scheduling_lag_p99_ms,
+        }
+    }
+}
+
+impl From<pb::CreateProbeTokenReply> for ProbeToken {
+    fn from(r: pb::CreateProbeTokenReply) -> Self {
+        ProbeToken { probe_id: r.probe_id, token: r.token, rotated: r.rotated }
     }
 }
 

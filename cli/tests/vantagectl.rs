@@ -660,3 +660,98 @@ fn t18_webhook_update_round_trip() {
     }
     assert_eq!(fake.state().keys_seen.len(), keys, "failed updates send nothing");
 }
+
+#[test]
+fn t19_probe_token_create_prints_the_token_once_with_a_warning() {
+    let fake = FakeAdmin::start();
+    ok(&vantagectl(&fake.url(), &["region", "add", "eu", "us"], &[]));
+    let created =
+        ok(&vantagectl(&fake.url(), &["probe", "token", "create", "--probe", "eu-1", "--region", "eu"], &[]));
+    assert!(created.starts_with("registered probe eu-1 (id 1) in region eu\ntoken: token-01\n"), "{created}");
+    assert!(created.contains("warning: this token is shown only once"), "{created}");
+
+    let json = ok(&vantagectl(
+        &fake.url(),
+        &["--json", "probe", "token", "create", "--probe", "us-1", "--region", "us", "--weight", "50"],
+        &[],
+    ));
+    let value: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value, serde_json::json!({"probe_id": 2, "token": "token-02"}));
+    assert_eq!(fake.state().probes[&2].0.weight, 50);
+
+    // Again for an existing probe: the token is replaced.
+    let rotated =
+        ok(&vantagectl(&fake.url(), &["probe", "token", "create", "--probe", "eu-1", "--region", "eu"], &[]));
+    assert!(
+        rotated.starts_with("rotated the token of probe eu-1 (id 1) in region eu\ntoken: token-03\n"),
+        "{rotated}"
+    );
+    assert_eq!(fake.state().probes[&1].1, "token-03");
+
+    let bad = vantagectl(
+        &fake.url(),
+        &["probe", "token", "create", "--probe", "x", "--region", "eu", "--weight", "0"],
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+#[test]
+fn t20_a_probe_token_whose_reply_was_lost_is_not_replayed() {
+    let fake = FakeAdmin::start();
+    ok(&vantagectl(&fake.url(), &["region", "add", "eu"], &[]));
+    fake.state().lose_replies = 1;
+    let output =
+        vantagectl(&fake.url(), &["probe", "token", "create", "--probe", "eu-1", "--region", "eu"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("shown only in the first reply"), "{}", stderr(&output));
+    assert!(!stdout(&output).contains("token-01"));
+    let state = fake.state();
+    assert_eq!((state.mutations_applied, state.replays), (2, 1), "region add, then the token once");
+    assert_eq!(state.keys_seen[1], state.keys_seen[2], "the retry carries the same key");
+    drop(state);
+    // Running it again (a new key) rotates the token and prints it.
+    let again =
+        ok(&vantagectl(&fake.url(), &["probe", "token", "create", "--probe", "eu-1", "--region", "eu"], &[]));
+    assert!(again.contains("token: token-02"), "{again}");
+}
+
+#[test]
+fn t21_probe_list_revoke_and_drain() {
+    let fake = FakeAdmin::start();
+    ok(&vantagectl(&fake.url(), &["region", "add", "eu", "us"], &[]));
+    assert!(ok(&vantagectl(&fake.url(), &["probe", "list"], &[])).starts_with("no probes"));
+    ok(&vantagectl(&fake.url(), &["probe", "token", "create", "--probe", "eu-1", "--region", "eu"], &[]));
+    ok(&vantagectl(&fake.url(), &["probe", "token", "create", "--probe", "us-1", "--region", "us"], &[]));
+    {
+        let mut state = fake.state();
+        let (probe, _) = state.probes.get_mut(&2).unwrap();
+        probe.connected = true;
+        probe.endpoints = 3;
+        probe.version = "0.1.0".into();
+        probe.connected_since_unix_ms = 1_700_000_000_000;
+    }
+    let json: Value =
+        serde_json::from_str(&ok(&vantagectl(&fake.url(), &["--json", "probe", "list"], &[]))).unwrap();
+    let probes = json.as_array().unwrap();
+    assert_eq!(probes.len(), 2);
+    assert_eq!(
+        (&probes[1]["id"], &probes[1]["region"], &probes[1]["connected"], &probes[1]["endpoints"]),
+        (&Value::from(2), &Value::from("us"), &Value::from(true), &Value::from(3))
+    );
+    assert_eq!(probes[0]["connected"], Value::from(false));
+
+    let table = ok(&vantagectl(&fake.url(), &["probe", "ls"], &[]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID  NAME  REGION  WEIGHT  STATE"), "{table}");
+    assert!(lines[1].contains("eu-1") && lines[1].contains("disconnected"), "{table}");
+    assert!(lines[2].contains("us-1") && lines[2].contains("2023-11-14T22:13:20"), "{table}");
+
+    assert_eq!(ok(&vantagectl(&fake.url(), &["probe", "drain", "eu-1"], &[])), "drained probe eu-1 (id 1)\n");
+    assert!(fake.state().probes[&1].0.drained);
+    assert_eq!(ok(&vantagectl(&fake.url(), &["probe", "revoke", "1"], &[])), "revoked probe eu-1 (id 1)\n");
+    assert!(!fake.state().probes.contains_key(&1));
+    let missing = vantagectl(&fake.url(), &["probe", "revoke", "eu-1"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no probe named \"eu-1\""), "{}", stderr(&missing));
+}

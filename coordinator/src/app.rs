@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vantage_core::clock::SystemWallClock;
 
-use crate::admin::{AdminApi, Cluster, ClusterError, ClusterStatus};
+use crate::admin::{AdminApi, Cluster, ClusterError, ClusterStatus, LiveProbe, ProbeDirectory};
 use crate::auth::AdminAuth;
 use crate::config::Config;
 use crate::listener::{self, Acceptance};
@@ -88,7 +88,6 @@ pub async fn run(
     )
     .await?;
     let tasks = TaskTracker::new();
-    let api = AdminApi::new(Arc::new(NodeCluster(node.clone())), Arc::new(auth), Arc::new(SystemWallClock));
     let mesh = Mesh::start(
         Arc::new(node.clone()),
         Arc::new(SystemWallClock),
@@ -96,6 +95,8 @@ pub async fn run(
         MeshOptions::default(),
         shutdown.child_token(),
     );
+    let api = AdminApi::new(Arc::new(NodeCluster(node.clone())), Arc::new(auth), Arc::new(SystemWallClock))
+        .with_probe_directory(Arc::new(MeshDirectory(mesh.clone())));
     let api_acceptance = Acceptance {
         port: "api",
         tls: tls.as_ref().map(|t| t.api_server.clone()),
@@ -215,6 +216,29 @@ impl Cluster for NodeCluster {
 
     async fn snapshot(&self) -> Result<u64, ClusterError> {
         self.0.trigger_snapshot().await
+    }
+}
+
+/// The admin API's view of the probes' streams held by this node's mesh.
+struct MeshDirectory(Mesh);
+
+impl ProbeDirectory for MeshDirectory {
+    fn live_probes(&self) -> Vec<LiveProbe> {
+        let seen = |t: SystemTime| Some(t).filter(|t| *t > SystemTime::UNIX_EPOCH);
+        self.0
+            .probes()
+            .into_iter()
+            .map(|p| LiveProbe {
+                id: p.id,
+                version: p.version,
+                connected: p.connected,
+                connected_since: seen(p.connected_since),
+                last_seen: seen(p.last_seen),
+                endpoints: p.endpoints,
+                checks_per_second: p.stats.map_or(0.0, |s| s.checks_per_second),
+                scheduling_lag_p99_ms: p.stats.map_or(0.0, |s| s.scheduling_lag_p99_ms),
+            })
+            .collect()
     }
 }
 

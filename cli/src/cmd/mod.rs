@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod endpoint;
 pub mod export;
 pub mod maintenance;
+pub mod probe;
 pub mod region;
 pub mod webhook;
 

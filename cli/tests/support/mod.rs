@@ -47,6 +47,10 @@ pub struct FakeState {
     pub webhooks: BTreeMap<u64, (pb::Webhook, String)>,
     /// Maintenance windows by id.
     pub maintenance: BTreeMap<u64, pb::Maintenance>,
+    /// Probes by id, with their current token (the coordinator keeps only
+    /// its hash; the fake keeps it so tests can compare).
+    pub probes: BTreeMap<u64, (pb::ProbeInfo, String)>,
+    tokens_issued: u64,
     remembered: HashMap<String, (&'static str, Reply)>,
     /// Mutations applied (replays not counted).
     pub mutations_applied: usize,
@@ -72,6 +76,8 @@ enum Reply {
     Region(pb::Region),
     Webhook(pb::Webhook),
     Maintenance(pb::Maintenance),
+    ProbeToken(pb::CreateProbeTokenReply),
+    Probe(pb::ProbeInfo),
 }
 
 impl FakeAdmin {
@@ -281,8 +287,19 @@ impl FakeState {
             Reply::Maintenance(r) => {
                 (!self.maintenance.contains_key(&r.id)).then(|| format!("maintenance window {}", r.id))
             }
-            Reply::Removed(_) => None,
+            Reply::Probe(r) => (!self.probes.contains_key(&r.id)).then(|| format!("probe {}", r.id)),
+            Reply::ProbeToken(_) | Reply::Removed(_) => None,
         }
+    }
+
+    /// A probe by id or name, resolved as the coordinator does.
+    #[allow(clippy::result_large_err)]
+    fn probe_id(&self, reference: &str) -> Result<u64, Status> {
+        let text = reference.trim();
+        let by_id = text.parse::<u64>().ok().filter(|id| self.probes.contains_key(id));
+        by_id.or_else(|| self.probes.values().find(|(p, _)| p.name == text).map(|(p, _)| p.id)).ok_or_else(
+            || Status::not_found(format!("no probe named {text:?} (list them with: vantagectl probe list)")),
+        )
     }
 
     fn next_id(&mut self) -> u64 {
@@ -564,6 +581,84 @@ impl AdminService for Service {
     async fn list_maintenance(&self, request: Request<pb::ListRequest>) -> Answer<pb::ListMaintenanceReply> {
         let state = self.read(request.into_inner().consistent)?;
         Ok(Response::new(pb::ListMaintenanceReply { windows: state.maintenance.values().cloned().collect() }))
+    }
+
+    async fn create_probe_token(
+        &self,
+        request: Request<pb::CreateProbeTokenRequest>,
+    ) -> Answer<pb::CreateProbeTokenReply> {
+        let request = request.into_inner();
+        // Like the coordinator: only the token's hash is kept, so a replay
+        // cannot be answered with the token; it is refused.
+        {
+            let mut state = self.lock()?;
+            let key = request.mutation.as_ref().map(|m| m.idempotency_key.clone()).unwrap_or_default();
+            if state.remembered.contains_key(&key) {
+                state.keys_seen.push(("CreateProbeToken", key));
+                state.replays += 1;
+                return Err(Status::failed_precondition(
+                    "this request was already applied and its token was shown only in the first reply, which \
+                     was lost; run `vantagectl probe token create` again to rotate the token",
+                ));
+            }
+        }
+        let unwrap = |r| if let Reply::ProbeToken(r) = r { Some(r) } else { None };
+        self.mutate("CreateProbeToken", request.mutation, Reply::ProbeToken, unwrap, |state| {
+            if !state.regions.contains_key(&request.region) {
+                return Err(Status::invalid_argument(format!("unknown region {:?}", request.region)));
+            }
+            state.tokens_issued += 1;
+            let token = format!("token-{:02}", state.tokens_issued);
+            if let Some((probe, stored)) = state.probes.values_mut().find(|(p, _)| p.name == request.probe) {
+                if probe.region != request.region {
+                    return Err(Status::failed_precondition(format!(
+                        "probe {:?} is registered in region {:?}",
+                        probe.name, probe.region
+                    )));
+                }
+                stored.clone_from(&token);
+                return Ok(pb::CreateProbeTokenReply { probe_id: probe.id, token, rotated: true });
+            }
+            let id = state.next_id();
+            let info = pb::ProbeInfo {
+                id,
+                name: request.probe,
+                region: request.region,
+                weight: if request.weight == 0 { 100 } else { request.weight },
+                created_at_unix_ms: 1_000,
+                ..Default::default()
+            };
+            state.probes.insert(id, (info, token.clone()));
+            Ok(pb::CreateProbeTokenReply { probe_id: id, token, rotated: false })
+        })
+    }
+
+    async fn revoke_probe(&self, request: Request<pb::RevokeProbeRequest>) -> Answer<pb::RemoveReply> {
+        let request = request.into_inner();
+        let unwrap = |r| if let Reply::Removed(r) = r { Some(r) } else { None };
+        self.mutate("RevokeProbe", request.mutation, Reply::Removed, unwrap, |state| {
+            let id = state.probe_id(&request.id_or_name)?;
+            let (probe, _) = state.probes.remove(&id).unwrap();
+            Ok(pb::RemoveReply { id, name: probe.name })
+        })
+    }
+
+    async fn drain_probe(&self, request: Request<pb::DrainProbeRequest>) -> Answer<pb::ProbeInfo> {
+        let request = request.into_inner();
+        let unwrap = |r| if let Reply::Probe(r) = r { Some(r) } else { None };
+        self.mutate("DrainProbe", request.mutation, Reply::Probe, unwrap, |state| {
+            let id = state.probe_id(&request.id_or_name)?;
+            let (probe, _) = state.probes.get_mut(&id).unwrap();
+            probe.drained = request.drained;
+            Ok(probe.clone())
+        })
+    }
+
+    async fn list_probes(&self, request: Request<pb::ListRequest>) -> Answer<pb::ListProbesReply> {
+        let state = self.read(request.into_inner().consistent)?;
+        Ok(Response::new(pb::ListProbesReply {
+            probes: state.probes.values().map(|(p, _)| p.clone()).collect(),
+        }))
     }
 
     async fn cluster_status(

@@ -22,7 +22,7 @@ pub(super) fn now_millis(now: SystemTime) -> UnixMillis {
     UnixMillis(now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
 }
 
-fn millis(t: UnixMillis) -> i64 {
+pub(super) fn millis(t: UnixMillis) -> i64 {
     i64::try_from(t.0).unwrap_or(i64::MAX)
 }
 

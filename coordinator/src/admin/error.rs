@@ -43,6 +43,26 @@ pub enum AdminError {
         /// The object.
         what: String,
     },
+    /// A CreateProbeToken retry whose key was already applied: the token
+    /// was in the first reply only (just its hash is stored).
+    #[error(
+        "this request (probe id {probe_id}) was already applied and its token was shown only in the first \
+         reply, which was lost; run `vantagectl probe token create` again to rotate the token"
+    )]
+    TokenAlreadyIssued {
+        /// The probe the token was issued for.
+        probe_id: u64,
+    },
+    /// CreateProbeToken named an existing probe of another region.
+    #[error("probe {probe:?} is registered in region {region:?}, not {asked:?}; revoke it first (vantagectl probe revoke {probe}) to move it")]
+    ProbeInOtherRegion {
+        /// The probe.
+        probe: String,
+        /// Its registered region.
+        region: String,
+        /// The region asked for.
+        asked: String,
+    },
     /// The state machine answered with an outcome of another command: a bug.
     #[error("internal error: unexpected outcome {outcome}")]
     Unexpected {
@@ -86,6 +106,9 @@ impl From<AdminError> for Status {
                 ClusterError::NodeIdRetired { .. } | ClusterError::NodeIdInUse { .. } => Code::AlreadyExists,
                 _ => Code::FailedPrecondition,
             },
+            AdminError::TokenAlreadyIssued { .. } | AdminError::ProbeInOtherRegion { .. } => {
+                Code::FailedPrecondition
+            }
             AdminError::Vanished { .. } => Code::Aborted,
             AdminError::Unexpected { .. } => Code::Internal,
         };

@@ -12,6 +12,7 @@
 
 mod convert;
 mod error;
+mod probes;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::state::{
 };
 
 pub use self::error::AdminError;
+pub use self::probes::{LiveProbe, ProbeDirectory};
 pub use crate::node::{ClusterError, ClusterStatus, MemberStatus, Role};
 
 /// What the admin API needs from the coordinator node it runs on.
@@ -84,13 +86,21 @@ pub struct AdminApi<C> {
     cluster: Arc<C>,
     auth: Arc<dyn Authorize>,
     clock: Arc<dyn WallClock>,
+    probes: Option<Arc<dyn ProbeDirectory>>,
 }
 
 impl<C: Cluster> AdminApi<C> {
     /// An API over `cluster`, admitting requests `auth` allows and stamping
     /// changes with `clock`.
     pub fn new(cluster: Arc<C>, auth: Arc<dyn Authorize>, clock: Arc<dyn WallClock>) -> Self {
-        Self { cluster, auth, clock }
+        Self { cluster, auth, clock, probes: None }
+    }
+
+    /// Adds the live state of probe streams to `ListProbes` (the node's
+    /// mesh). Without it probes are listed as registered, never connected.
+    pub fn with_probe_directory(mut self, probes: Arc<dyn ProbeDirectory>) -> Self {
+        self.probes = Some(probes);
+        self
     }
 
     /// The tonic service, with explicit message size limits.
@@ -376,6 +386,29 @@ impl<C: Cluster> pb::admin_service_server::AdminService for AdminApi<C> {
         let windows =
             self.cluster.read(|s| s.maintenance_windows().values().map(convert::maintenance_to_pb).collect());
         Ok(Response::new(pb::ListMaintenanceReply { windows }))
+    }
+
+    async fn create_probe_token(
+        &self,
+        request: GrpcRequest<pb::CreateProbeTokenRequest>,
+    ) -> Reply<pb::CreateProbeTokenReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.create_probe_token_inner(request.into_inner()).await?))
+    }
+
+    async fn revoke_probe(&self, request: GrpcRequest<pb::RevokeProbeRequest>) -> Reply<pb::RemoveReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.revoke_probe_inner(request.into_inner()).await?))
+    }
+
+    async fn drain_probe(&self, request: GrpcRequest<pb::DrainProbeRequest>) -> Reply<pb::ProbeInfo> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.drain_probe_inner(request.into_inner()).await?))
+    }
+
+    async fn list_probes(&self, request: GrpcRequest<pb::ListRequest>) -> Reply<pb::ListProbesReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.list_probes_inner(request.get_ref().consistent).await?))
     }
 
     async fn cluster_status(

@@ -11,6 +11,7 @@ use vantage_proto::pb;
 use vantage_proto::pb::admin_service_server::AdminService;
 
 use super::*;
+use crate::state::ProbeId;
 
 /// A single in-memory "cluster" applying commands directly: a test double
 /// for the node, so these tests exercise only the API layer.
@@ -378,4 +379,155 @@ async fn cluster_calls_pass_through() {
     assert_eq!(bad.message(), "api_addr: \"nope\" is not HOST:PORT with an IP address");
     let snap = api.trigger_snapshot(req(pb::TriggerSnapshotRequest {})).await.unwrap().into_inner();
     assert_eq!(snap.last_included_index, 9);
+}
+
+// ---- probes ----------------------------------------------------------------
+
+struct FixedDirectory(Vec<LiveProbe>);
+
+impl ProbeDirectory for FixedDirectory {
+    fn live_probes(&self) -> Vec<LiveProbe> {
+        self.0.clone()
+    }
+}
+
+async fn with_region(api: &AdminApi<MemoryCluster>, name: &str) {
+    let add = pb::AddRegionRequest { mutation: mutation(&format!("region-{name}")), name: name.into() };
+    api.add_region(req(add)).await.unwrap();
+}
+
+fn create(key: &str, probe: &str, region: &str, weight: u32) -> GrpcRequest<pb::CreateProbeTokenRequest> {
+    req(pb::CreateProbeTokenRequest {
+        mutation: mutation(key),
+        probe: probe.into(),
+        region: region.into(),
+        weight,
+    })
+}
+
+#[tokio::test]
+async fn a_probe_token_is_returned_once_and_stored_only_hashed() {
+    let (api, cluster) = api();
+    with_region(&api, "eu").await;
+    let reply = api.create_probe_token(create("t1", "eu-1", "eu", 0)).await.unwrap().into_inner();
+    assert_eq!(reply.probe_id, 1);
+    assert!(!reply.rotated);
+    assert_eq!(reply.token.len(), 64, "32 random bytes as hex");
+    let stored = cluster.read(|s| s.probes()[&ProbeId(1)].clone());
+    assert_eq!((stored.name.as_str(), stored.region.as_str(), stored.weight), ("eu-1", "eu", 100));
+    assert_eq!(stored.token_hash, crate::auth::token_hash(&reply.token));
+    assert_ne!(stored.token_hash.0, reply.token);
+    assert_eq!(
+        cluster.read(|s| s.probe_by_token_hash(&crate::auth::token_hash(&reply.token)).map(|p| p.id)),
+        Some(ProbeId(1))
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_create_probe_token_is_refused_instead_of_answered_with_a_token() {
+    let (api, cluster) = api();
+    with_region(&api, "eu").await;
+    let first = api.create_probe_token(create("t1", "eu-1", "eu", 7)).await.unwrap().into_inner();
+    let status = api.create_probe_token(create("t1", "eu-1", "eu", 7)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("already applied"), "{}", status.message());
+    assert!(status.message().contains("probe id 1"), "{}", status.message());
+    // The first token still works: the replay changed nothing.
+    let hash = cluster.read(|s| s.probes()[&ProbeId(1)].token_hash.clone());
+    assert_eq!(hash, crate::auth::token_hash(&first.token));
+}
+
+#[tokio::test]
+async fn creating_a_token_for_an_existing_probe_rotates_it() {
+    let (api, cluster) = api();
+    with_region(&api, "eu").await;
+    with_region(&api, "us").await;
+    let first = api.create_probe_token(create("t1", "eu-1", "eu", 7)).await.unwrap().into_inner();
+    let second = api.create_probe_token(create("t2", "eu-1", "eu", 0)).await.unwrap().into_inner();
+    assert_eq!(second.probe_id, first.probe_id);
+    assert!(second.rotated);
+    assert_ne!(second.token, first.token);
+    let stored = cluster.read(|s| s.probes()[&ProbeId(1)].clone());
+    assert_eq!(stored.token_hash, crate::auth::token_hash(&second.token));
+    assert_eq!(stored.weight, 7, "rotation keeps the weight");
+
+    let moved = api.create_probe_token(create("t3", "eu-1", "us", 0)).await.unwrap_err();
+    assert_eq!(moved.code(), Code::FailedPrecondition);
+    assert!(moved.message().contains("revoke it first"), "{}", moved.message());
+    let reweighted = api.create_probe_token(create("t4", "eu-1", "eu", 9)).await.unwrap_err();
+    assert_eq!(reweighted.code(), Code::InvalidArgument);
+    assert_eq!(cluster.read(|s| s.probes().len()), 1);
+}
+
+#[tokio::test]
+async fn create_probe_token_refuses_bad_input() {
+    let (api, cluster) = api();
+    with_region(&api, "eu").await;
+    let unknown_region = api.create_probe_token(create("t1", "eu-1", "mars", 0)).await.unwrap_err();
+    assert_eq!(unknown_region.code(), Code::InvalidArgument);
+    let no_name = api.create_probe_token(create("t2", " ", "eu", 0)).await.unwrap_err();
+    assert_eq!(no_name.code(), Code::InvalidArgument);
+    let heavy = api.create_probe_token(create("t3", "eu-1", "eu", 1_000_000)).await.unwrap_err();
+    assert_eq!(heavy.code(), Code::InvalidArgument);
+    let unauthenticated =
+        api.create_probe_token(GrpcRequest::new(pb::CreateProbeTokenRequest::default())).await.unwrap_err();
+    assert_eq!(unauthenticated.code(), Code::Unauthenticated);
+    assert!(cluster.read(|s| s.probes().is_empty()));
+}
+
+#[tokio::test]
+async fn a_revoked_probe_is_gone_and_a_retried_revoke_answers_as_the_first_time() {
+    let (api, cluster) = api();
+    with_region(&api, "eu").await;
+    api.create_probe_token(create("t1", "eu-1", "eu", 0)).await.unwrap();
+    let revoke = |key: &str, who: &str| {
+        req(pb::RevokeProbeRequest { mutation: mutation(key), id_or_name: who.into() })
+    };
+    let removed = api.revoke_probe(revoke("r1", "eu-1")).await.unwrap().into_inner();
+    assert_eq!((removed.id, removed.name.as_str()), (1, "eu-1"));
+    assert!(cluster.read(|s| s.probes().is_empty()));
+    let retry = api.revoke_probe(revoke("r1", "eu-1")).await.unwrap().into_inner();
+    assert_eq!(retry.id, 1);
+    let fresh = api.revoke_probe(revoke("r2", "1")).await.unwrap_err();
+    assert_eq!(fresh.code(), Code::NotFound);
+    assert!(fresh.message().contains("vantagectl probe list"), "{}", fresh.message());
+}
+
+#[tokio::test]
+async fn probes_are_listed_with_their_live_state() {
+    let (api, _) = api();
+    with_region(&api, "eu").await;
+    with_region(&api, "us").await;
+    api.create_probe_token(create("t1", "eu-1", "eu", 0)).await.unwrap();
+    api.create_probe_token(create("t2", "us-1", "us", 50)).await.unwrap();
+    let plain = api.list_probes(req(pb::ListRequest::default())).await.unwrap().into_inner();
+    assert_eq!(plain.probes.len(), 2);
+    assert!(plain.probes.iter().all(|p| !p.connected && p.endpoints == 0 && p.last_seen_unix_ms == 0));
+
+    let since = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+    let live = LiveProbe {
+        id: 2,
+        version: "0.1.0".into(),
+        connected: true,
+        connected_since: Some(since),
+        last_seen: Some(since + Duration::from_secs(5)),
+        endpoints: 3,
+        checks_per_second: 1.5,
+        scheduling_lag_p99_ms: 2.0,
+    };
+    let api = api.with_probe_directory(Arc::new(FixedDirectory(vec![live])));
+    let list = api.list_probes(req(pb::ListRequest { consistent: true })).await.unwrap().into_inner();
+    let us = list.probes.iter().find(|p| p.name == "us-1").unwrap();
+    assert_eq!(
+        (us.id, us.region.as_str(), us.weight, us.connected, us.endpoints, us.version.as_str()),
+        (2, "us", 50, true, 3, "0.1.0")
+    );
+    assert_eq!((us.connected_since_unix_ms, us.last_seen_unix_ms), (1_700_000_000_000, 1_700_000_005_000));
+    assert_eq!((us.checks_per_second, us.scheduling_lag_p99_ms), (1.5, 2.0));
+    let eu = list.probes.iter().find(|p| p.name == "eu-1").unwrap();
+    assert!(!eu.connected);
+
+    let drain = pb::DrainProbeRequest { mutation: mutation("d1"), id_or_name: "us-1".into(), drained: true };
+    let drained = api.drain_probe(req(drain)).await.unwrap().into_inner();
+    assert!(drained.drained && drained.connected);
 }
