@@ -35,12 +35,15 @@
 //! - [`listener`]: the accept loop (TLS handshakes with deadlines) shared by
 //!   the gRPC and HTTP listeners.
 //! - [`app`]: the runtime behind `vantage-coordinator run`.
+//! - [`dev`]: `vantage-coordinator dev`, one process with a node, three
+//!   in-process probes and demo targets, for trying Vantage out.
 
 pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod certs;
 pub mod config;
+pub mod dev;
 pub mod listener;
 pub mod mesh;
 pub mod node;

@@ -4,6 +4,8 @@
 //! material and the bootstrap admin token before anything listens, installs
 //! SIGTERM/SIGINT handling, and hands over to the cluster runtime.
 //! `certs init` generates a cluster CA and node and admin certificates.
+//! `dev` runs a single node, three in-process probes and demo targets with
+//! no configuration ([`vantage_coordinator::dev`]).
 //!
 //! Exit codes: 0 success, 1 failure, 2 invalid configuration or usage.
 
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use vantage_coordinator::auth::{self, AdminAuth};
 use vantage_coordinator::certs::{self, InitOptions};
 use vantage_coordinator::config::Config;
+use vantage_coordinator::dev::DevArgs;
 use vantage_coordinator::tls;
 use vantage_core::clock::SystemWallClock;
 
@@ -34,6 +37,9 @@ enum Command {
     /// Generate certificates for a cluster.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Try Vantage: one node, three probes (dev-eu, dev-us, dev-ap) and demo
+    /// targets in this process, plaintext, data in a temporary directory.
+    Dev(DevArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,15 +79,43 @@ struct CertsInitArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Dev mode's own output is the point; logs only for what goes wrong.
+    let default_filter = if matches!(cli.command, Command::Dev(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VANTAGE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("VANTAGE_LOG")
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Certs(CertsCommand::Init(args)) => certs_init(&args),
+        Command::Dev(args) => dev(args),
+    }
+}
+
+fn dev(args: DevArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let _signals = spawn_signal_handler(shutdown.clone())?;
+        vantage_coordinator::dev::run(args, shutdown).await
+    });
+    // Tasks still parked (demo connections) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 
