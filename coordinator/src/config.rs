@@ -32,11 +32,12 @@
 //! to the line where the key (or its table) is written.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+pub use vantage_core::diagnostics::Location;
+use vantage_core::diagnostics::{backticked, line_of, suggestion};
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -228,16 +229,6 @@ pub enum ConfigError {
         /// What is wrong (boxed: keeps `Result<_, ConfigError>` small).
         problem: Box<Problem>,
     },
-}
-
-/// Where in which file an error is; displays as `origin:line: `, `origin: `
-/// or nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Location {
-    /// The file (or other origin) the text came from.
-    pub origin: Option<String>,
-    /// The 1-based line.
-    pub line: Option<usize>,
 }
 
 /// A semantic problem found by [`Config::validate`].
@@ -632,17 +623,6 @@ impl Default for RaftConfig {
     }
 }
 
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.origin, self.line) {
-            (Some(origin), Some(line)) => write!(f, "{origin}:{line}: "),
-            (Some(origin), None) => write!(f, "{origin}: "),
-            (None, Some(line)) => write!(f, "line {line}: "),
-            (None, None) => Ok(()),
-        }
-    }
-}
-
 impl ConfigError {
     /// The location, for errors that have one.
     pub fn location(&self) -> Option<&Location> {
@@ -890,43 +870,4 @@ fn one_of(keys: &[String]) -> String {
         [one] => one.clone(),
         many => format!("one of {}", many.join(", ")),
     }
-}
-
-/// The names between backticks in a serde message such as
-/// ``unknown field `x`, expected one of `a`, `b` ``.
-fn backticked(message: &str) -> Vec<String> {
-    message.split('`').skip(1).step_by(2).map(str::to_string).collect()
-}
-
-/// `: did you mean "raft_addr"?` when a known key is within a small edit
-/// distance of the unknown one.
-fn suggestion(unknown: &str, known: &[String]) -> String {
-    known
-        .iter()
-        .map(|k| (edit_distance(unknown, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!(": did you mean \"{k}\"?"))
-        .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
-
-/// The 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    let offset = offset.min(text.len());
-    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }

@@ -17,10 +17,13 @@
 //!   identical in every region.
 //! - [`shard`]: which probes check which endpoint in each region (weighted
 //!   rendezvous hashing, pins, uncovered regions, per-probe deltas).
+//! - [`diagnostics`]: pieces of config-file error messages (`file:line: `,
+//!   "did you mean").
 //! - [`clock`]: the one wall-clock abstraction.
 
 pub mod assert;
 pub mod clock;
+pub mod diagnostics;
 pub mod netguard;
 pub mod result;
 pub mod schedule;

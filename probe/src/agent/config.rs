@@ -28,6 +28,8 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+pub use vantage_core::diagnostics::Location;
+use vantage_core::diagnostics::{backticked, line_of, suggestion};
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -159,16 +161,6 @@ pub enum ConfigError {
         /// What is wrong (boxed: keeps `Result<_, ConfigError>` small).
         problem: Box<Problem>,
     },
-}
-
-/// Where in which file an error is; displays as `origin:line: `, `origin: `
-/// or nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Location {
-    /// The file (or other origin) the text came from.
-    pub origin: Option<String>,
-    /// The 1-based line.
-    pub line: Option<usize>,
 }
 
 /// A semantic problem found by [`Config::validate`].
@@ -365,17 +357,6 @@ mod defaults {
     }
 }
 
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.origin, self.line) {
-            (Some(origin), Some(line)) => write!(f, "{origin}:{line}: "),
-            (Some(origin), None) => write!(f, "{origin}: "),
-            (None, Some(line)) => write!(f, "line {line}: "),
-            (None, None) => Ok(()),
-        }
-    }
-}
-
 impl ConfigError {
     /// The location, for errors that have one.
     pub fn location(&self) -> Option<&Location> {
@@ -521,38 +502,4 @@ fn nth_element_line(text: &str, value: &Range<usize>, index: usize) -> Option<us
     let slice = text.get(value.clone())?;
     let offset = slice.match_indices('"').nth(index * 2).map(|(i, _)| i)?;
     Some(line_of(text, value.start + offset))
-}
-
-fn backticked(message: &str) -> Vec<String> {
-    message.split('`').skip(1).step_by(2).map(str::to_string).collect()
-}
-
-fn suggestion(unknown: &str, known: &[String]) -> String {
-    known
-        .iter()
-        .map(|k| (edit_distance(unknown, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!(": did you mean \"{k}\"?"))
-        .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    let offset = offset.min(text.len());
-    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
