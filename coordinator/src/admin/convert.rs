@@ -94,16 +94,7 @@ pub(super) fn endpoint_to_pb(e: &Endpoint) -> pb::Endpoint {
             url: s.url.clone(),
             interval_ms: s.interval_ms,
             timeout_ms: s.timeout_ms,
-            assertions: Some(pb::Assertions {
-                status: a.status.clone().unwrap_or_default(),
-                body_contains: a.body_contains.clone(),
-                body_matches: a.body_matches.clone(),
-                json: a.json.clone(),
-                headers: a.headers.clone(),
-                max_total_ms: a.max_total_ms,
-                max_ttfb_ms: a.max_ttfb_ms,
-                min_cert_days: a.min_cert_days,
-            }),
+            assertions: Some(assertions_to_pb(a)),
             regions: s.regions.iter().cloned().collect(),
             public: s.public,
             allow_private: s.allow_private,
@@ -112,6 +103,21 @@ pub(super) fn endpoint_to_pb(e: &Endpoint) -> pb::Endpoint {
         }),
         created_at_unix_ms: millis(e.created_at),
         updated_at_unix_ms: millis(e.updated_at),
+    }
+}
+
+/// An endpoint's expectations as sent on the wire (admin replies and probe
+/// assignments alike).
+pub(crate) fn assertions_to_pb(a: &AssertionSpec) -> pb::Assertions {
+    pb::Assertions {
+        status: a.status.clone().unwrap_or_default(),
+        body_contains: a.body_contains.clone(),
+        body_matches: a.body_matches.clone(),
+        json: a.json.clone(),
+        headers: a.headers.clone(),
+        max_total_ms: a.max_total_ms,
+        max_ttfb_ms: a.max_ttfb_ms,
+        min_cert_days: a.min_cert_days,
     }
 }
 

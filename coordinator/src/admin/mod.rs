@@ -27,6 +27,7 @@ use crate::state::{
     WebhookId,
 };
 
+pub(crate) use self::convert::assertions_to_pb;
 pub use self::error::AdminError;
 pub use self::probes::{LiveProbe, ProbeDirectory};
 pub use crate::node::{ClusterError, ClusterStatus, MemberStatus, Role};

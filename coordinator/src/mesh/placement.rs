@@ -65,23 +65,13 @@ pub fn assign(inputs: &Inputs) -> shard::Assignment {
 /// An endpoint as pushed to a probe.
 pub fn assigned_endpoint(endpoint: &Endpoint) -> pb::AssignedEndpoint {
     let s = &endpoint.spec;
-    let a = &s.assertions;
     pb::AssignedEndpoint {
         endpoint_id: endpoint.id.0,
         name: s.name.clone(),
         url: s.url.clone(),
         interval_ms: s.interval_ms,
         timeout_ms: s.timeout_ms,
-        assertions: Some(pb::Assertions {
-            status: a.status.clone().unwrap_or_default(),
-            body_contains: a.body_contains.clone(),
-            body_matches: a.body_matches.clone(),
-            json: a.json.clone(),
-            headers: a.headers.clone(),
-            max_total_ms: a.max_total_ms,
-            max_ttfb_ms: a.max_ttfb_ms,
-            min_cert_days: a.min_cert_days,
-        }),
+        assertions: Some(crate::admin::assertions_to_pb(&s.assertions)),
         allow_private: s.allow_private,
     }
 }
