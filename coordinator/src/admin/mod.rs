@@ -38,7 +38,8 @@ pub trait Cluster: Send + Sync + 'static {
     fn read<R>(&self, f: impl FnOnce(&MeshState) -> R) -> R;
 
     /// Proposes `request` through Raft (forwarded to the leader when this
-    /// node follows) and returns the state machine's answer once committed.
+    /// node follows) and returns the state machine's answer once committed
+    /// and applied on this node, so a read right after sees the write.
     fn write(&self, request: Request) -> impl Future<Output = Result<CommandResponse, ClusterError>> + Send;
 
     /// Returns once this node's applied state includes every write committed
@@ -132,9 +133,9 @@ impl<C: Cluster> AdminApi<C> {
             issued_at: convert::now_millis(self.clock.now()),
             command,
         };
-        let outcome = self.cluster.write(request).await?.into_result()?;
-        self.cluster.linearize().await?;
-        Ok(outcome)
+        // `write` answers after this node applied the entry: reading the
+        // changed object back needs no extra barrier.
+        Ok(self.cluster.write(request).await?.into_result()?)
     }
 
     /// The remembered outcome when `mutation`'s key was already applied.
