@@ -138,17 +138,19 @@ impl<C: Cluster> AdminApi<C> {
         Ok(self.cluster.write(request).await?.into_result()?)
     }
 
-    /// The remembered outcome when `mutation`'s key was already applied.
+    /// The remembered outcome when `mutation`'s key was already applied on
+    /// this node.
     ///
     /// Calls that name their target (update, pause, remove) resolve the
     /// name before proposing; a retry of a removal whose reply was lost
-    /// would find the name gone. So they first make the local state current
-    /// and answer a known key as it was answered the first time.
+    /// would find the name gone. No read barrier is needed: one apply both
+    /// removes the name and remembers the key, so when the name is gone
+    /// here the key is known here; and when this node lags, the name still
+    /// resolves and the state machine replays the same-key command itself.
     async fn replayed(&self, mutation: &Option<pb::Mutation>) -> Result<Option<Outcome>, AdminError> {
         let Some(key) = mutation.as_ref().map(|m| IdempotencyKey(m.idempotency_key.clone())) else {
             return Ok(None);
         };
-        self.cluster.linearize().await?;
         match self.cluster.read(|s| s.recent_requests().response(&key).cloned()) {
             Some(response) => Ok(Some(response.into_result()?)),
             None => Ok(None),
