@@ -24,7 +24,7 @@ use crate::admin::{AdminApi, Cluster, ClusterError, ClusterStatus, LiveProbe, Pr
 use crate::auth::AdminAuth;
 use crate::config::Config;
 use crate::listener::{self, Acceptance};
-use crate::mesh::{MemorySink, Mesh, MeshOptions};
+use crate::mesh::{MemorySink, Mesh};
 use crate::node::{ClusterNode, NodeOptions, PeerTls, StartError};
 use crate::raft::types::{Node, NodeId};
 use crate::state::{CommandResponse, MeshState, Request};
@@ -94,7 +94,7 @@ pub async fn run(
         Arc::new(node.clone()),
         Arc::new(SystemWallClock),
         sink.clone(),
-        MeshOptions::default(),
+        config.mesh.options(),
         shutdown.child_token(),
     );
     let api = AdminApi::new(Arc::new(NodeCluster(node.clone())), Arc::new(auth), Arc::new(SystemWallClock))

@@ -20,6 +20,14 @@
 //! election_timeout_max_ms = 2000
 //! snapshot_every_logs = 5000
 //! logs_kept_after_snapshot = 1000
+//! [mesh]                          # optional; these are the defaults
+//! probe_grace_ms = 15000
+//! heartbeat_ms = 5000
+//! missed_heartbeats = 3
+//! max_batch_results = 500
+//! max_batch_delay_ms = 100
+//! checkpoint_ms = 250
+//! max_clock_skew_ms = 5000
 //! ```
 //!
 //! Every error names the file, the line and the key:
@@ -86,6 +94,9 @@ pub struct Config {
     /// Raft timing and log compaction.
     #[serde(default)]
     pub raft: RaftConfig,
+    /// `[mesh]`: probe streams, sharding and result intake.
+    #[serde(default)]
+    pub mesh: MeshConfig,
 }
 
 /// One initial member of the cluster (`[[peers]]`).
@@ -158,6 +169,100 @@ pub struct RaftConfig {
     /// little behind catches up from the log instead of a whole snapshot.
     /// Default 1000.
     pub logs_kept_after_snapshot: u64,
+}
+
+/// `[mesh]`: how the leader treats probes and their results.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshConfig {
+    /// How long a disconnected probe keeps its endpoints before they move
+    /// to the other probes of its region, in milliseconds. Default 15000.
+    pub probe_grace_ms: u64,
+    /// How often probes send heartbeats (and streams re-check their
+    /// probe's token), in milliseconds. A revoked token ends a stream
+    /// within one interval. Default 5000.
+    pub heartbeat_ms: u64,
+    /// A probe silent for this many heartbeat intervals is disconnected.
+    /// Default 3.
+    pub missed_heartbeats: u32,
+    /// The most results a probe puts in one batch (1 to 500). Default 500.
+    pub max_batch_results: u32,
+    /// The longest a probe holds results before sending them, in
+    /// milliseconds (10 to 100). Default 100.
+    pub max_batch_delay_ms: u64,
+    /// How often the leader commits which results it processed (and then
+    /// acknowledges them to their probes), in milliseconds. Shorter means
+    /// quicker acknowledgements and more Raft entries. Default 250.
+    pub checkpoint_ms: u64,
+    /// How far in the future a result's start may be (clock skew between
+    /// probe and coordinator), in milliseconds. Default 5000.
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for MeshConfig {
+    fn default() -> MeshConfig {
+        let options = crate::mesh::MeshOptions::default();
+        MeshConfig {
+            probe_grace_ms: millis(options.probe_grace),
+            heartbeat_ms: millis(options.heartbeat_interval),
+            missed_heartbeats: options.missed_heartbeats,
+            max_batch_results: u32::try_from(options.max_batch_results).unwrap_or(u32::MAX),
+            max_batch_delay_ms: millis(options.max_batch_delay),
+            checkpoint_ms: millis(options.checkpoint_interval),
+            max_clock_skew_ms: millis(options.timing.max_skew),
+        }
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl MeshConfig {
+    /// Checks every value's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("mesh.probe_grace_ms", self.probe_grace_ms),
+            ("mesh.heartbeat_ms", self.heartbeat_ms),
+            ("mesh.missed_heartbeats", u64::from(self.missed_heartbeats)),
+            ("mesh.checkpoint_ms", self.checkpoint_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, Problem::Zero));
+            }
+        }
+        let ranges = [
+            ("mesh.max_batch_results", u64::from(self.max_batch_results), 1, 500),
+            ("mesh.max_batch_delay_ms", self.max_batch_delay_ms, 10, 100),
+            ("mesh.heartbeat_ms", self.heartbeat_ms, 100, 600_000),
+            ("mesh.checkpoint_ms", self.checkpoint_ms, 10, 60_000),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(key, Problem::OutOfRange { value, min, max }));
+            }
+        }
+        Ok(())
+    }
+
+    /// The mesh's options with these values (defaults for the rest).
+    pub fn options(&self) -> crate::mesh::MeshOptions {
+        use std::time::Duration;
+        let defaults = crate::mesh::MeshOptions::default();
+        crate::mesh::MeshOptions {
+            probe_grace: Duration::from_millis(self.probe_grace_ms),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_ms),
+            missed_heartbeats: self.missed_heartbeats,
+            max_batch_results: self.max_batch_results as usize,
+            max_batch_delay: Duration::from_millis(self.max_batch_delay_ms),
+            checkpoint_interval: Duration::from_millis(self.checkpoint_ms),
+            timing: crate::mesh::results::TimingLimits {
+                max_skew: Duration::from_millis(self.max_clock_skew_ms),
+                ..defaults.timing
+            },
+            ..defaults
+        }
+    }
 }
 
 /// Why a configuration was refused. Each message starts with
@@ -302,6 +407,16 @@ pub enum Problem {
         /// The maximum.
         max_ms: u64,
     },
+    /// A value outside its allowed range.
+    #[error("{value} is out of range: must be between {min} and {max}")]
+    OutOfRange {
+        /// The value given.
+        value: u64,
+        /// The smallest allowed.
+        min: u64,
+        /// The largest allowed.
+        max: u64,
+    },
     /// openraft refused the derived configuration (should not happen once
     /// the checks above pass).
     #[error("refused by openraft: {message}")]
@@ -377,6 +492,7 @@ impl Config {
         self.validate_node()?;
         self.validate_peers()?;
         self.raft.validate()?;
+        self.mesh.validate()?;
         self.tls.validate()?;
         self.validate_paths()
     }
@@ -512,6 +628,7 @@ impl Default for Config {
             peers: vec![Peer { id: 1, api_addr, raft_addr }],
             tls: TlsConfig { insecure: true, ..TlsConfig::default() },
             raft: RaftConfig::default(),
+            mesh: MeshConfig::default(),
         }
     }
 }

@@ -182,6 +182,28 @@ impl ClusterNode {
         self.shared.write(request).await
     }
 
+    /// Commits `request` only if this node leads, without forwarding it
+    /// to another leader: for what only the leader may decide (the mesh's
+    /// ingest checkpoints). `Ok(None)` when this node does not lead.
+    pub async fn write_if_leader(&self, request: Request) -> Result<Option<CommandResponse>, ClusterError> {
+        let _operation = self.shared.begin()?;
+        self.shared.write_if_leader(request).await
+    }
+
+    /// The current term when this node leads and has applied its term's
+    /// first entry, hence everything committed before it; `None`
+    /// otherwise. Until then a new leader's state may lack what the
+    /// previous leader committed.
+    pub fn leading_term(&self) -> Option<u64> {
+        let (term, leading) = {
+            let metrics = self.shared.raft.metrics();
+            let m = metrics.borrow();
+            (m.current_term, m.current_leader == Some(self.id()) && m.state.is_leader())
+        };
+        let applied_term = self.read_local(|applied| applied.last_applied.map(|id| id.leader_id.term));
+        (leading && applied_term == Some(term)).then_some(term)
+    }
+
     /// A read barrier: returns once this node's applied state includes
     /// every write committed before the call (the leader confirms its
     /// leadership with a quorum; this node then waits to apply up to the

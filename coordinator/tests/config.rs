@@ -6,8 +6,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use vantage_coordinator::config::{Config, RaftConfig};
+use vantage_coordinator::config::{Config, MeshConfig, RaftConfig};
 use vantage_coordinator::raft::Node;
 
 /// A valid two-node file, as node 1. Line numbers matter to the cases.
@@ -88,13 +89,13 @@ fn syntax_and_schema_errors_name_the_key_and_line() {
             "unknown top-level key, with a suggestion",
             edit("raft_addr = \"127.0.0.1:7401\"\nhttp", "raft_adr = \"127.0.0.1:7401\"\nhttp"),
             "coordinator.toml:4: unknown key \"raft_adr\" in the top level: did you mean \"raft_addr\"? \
-             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft)",
+             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh)",
         ),
         (
             "unknown key without a close match",
             edit("admin_token_file = \"admin.token\"\n", "admin_token_file = \"admin.token\"\ncolour = 1\n"),
             "coordinator.toml:7: unknown key \"colour\" in the top level \
-             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft)",
+             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh)",
         ),
         (
             "unknown key in the second [[peers]]",
@@ -119,7 +120,7 @@ fn syntax_and_schema_errors_name_the_key_and_line() {
             "unknown table",
             edit("[raft]", "[rafts]"),
             "coordinator.toml:21: unknown key \"rafts\" in the top level: did you mean \"raft\"? \
-             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft)",
+             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh)",
         ),
         (
             "invalid socket address",
@@ -558,4 +559,27 @@ fn check_cases(cases: &[(&str, String, &str)]) {
         cases.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn mesh_settings_have_defaults_and_ranges() {
+    let base = "node_id = 1\ndata_dir = \"/tmp/x\"\napi_addr = \"127.0.0.1:7400\"\nraft_addr = \"127.0.0.1:7401\"\n[[peers]]\nid = 1\napi_addr = \"127.0.0.1:7400\"\nraft_addr = \"127.0.0.1:7401\"\n[tls]\ninsecure = true\n";
+    let config = Config::parse(base, "coordinator.toml").expect("valid without [mesh]");
+    assert_eq!(config.mesh, MeshConfig::default());
+    assert_eq!(config.mesh.options().probe_grace, Duration::from_secs(15));
+
+    let tuned = format!("{base}[mesh]\nprobe_grace_ms = 3000\ncheckpoint_ms = 100\n");
+    let options = Config::parse(&tuned, "coordinator.toml").expect("valid").mesh.options();
+    assert_eq!(options.probe_grace, Duration::from_secs(3));
+    assert_eq!(options.checkpoint_interval, Duration::from_millis(100));
+
+    let too_big = format!("{base}[mesh]\nmax_batch_results = 5000\n");
+    let error = Config::parse(&too_big, "coordinator.toml").expect_err("out of range").to_string();
+    assert_eq!(
+        error,
+        "coordinator.toml:12: mesh.max_batch_results: 5000 is out of range: must be between 1 and 500"
+    );
+    let typo = format!("{base}[mesh]\nprobe_grace = 3000\n");
+    let error = Config::parse(&typo, "coordinator.toml").expect_err("unknown key").to_string();
+    assert!(error.contains("did you mean \"probe_grace_ms\""), "{error}");
 }

@@ -151,6 +151,13 @@ fn the_coordinator_example_writes_every_key_with_a_comment_above_it() {
         "api_addr",
         "data_dir",
         "http_addr",
+        "mesh.checkpoint_ms",
+        "mesh.heartbeat_ms",
+        "mesh.max_batch_delay_ms",
+        "mesh.max_batch_results",
+        "mesh.max_clock_skew_ms",
+        "mesh.missed_heartbeats",
+        "mesh.probe_grace_ms",
         "node_id",
         "peers[].api_addr",
         "peers[].id",
@@ -166,6 +173,11 @@ fn the_coordinator_example_writes_every_key_with_a_comment_above_it() {
         "tls.key_file",
     ];
     assert_eq!(written, schema);
+    // The optional tables show their defaults.
+    let mesh: vantage_coordinator::config::MeshConfig = table["mesh"].clone().try_into().unwrap();
+    assert_eq!(mesh, vantage_coordinator::config::MeshConfig::default());
+    let raft: vantage_coordinator::config::RaftConfig = table["raft"].clone().try_into().unwrap();
+    assert_eq!(raft, vantage_coordinator::config::RaftConfig::default());
     // The one key not written (it excludes the three files) is explained.
     assert!(text.contains("`insecure = true`"));
     // Each top-level key, [tls] and [raft] key, and table header has a

@@ -7,7 +7,7 @@ mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,7 +17,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 use vantage_coordinator::auth::token_hash;
-use vantage_coordinator::mesh::{Leadership, MemorySink, Mesh, MeshNode, MeshOptions};
+use vantage_coordinator::mesh::{Commit, Leadership, MemorySink, Mesh, MeshNode, MeshOptions};
 use vantage_coordinator::state::{
     Command, CommandResponse, EndpointSpec, IdempotencyKey, MeshState, Outcome, ProbeId, ProbeSpec, Request,
     UnixMillis,
@@ -162,6 +162,62 @@ async fn t30_results_are_acked_and_a_resend_is_counted_once() {
     assert_eq!((counters.accepted, counters.duplicates), (4, 3));
     assert_eq!(mesh.sink.accepted_total(), 4);
     mesh.stop().await;
+}
+
+#[tokio::test]
+async fn t32_acks_wait_for_the_ledger_and_a_new_leader_counts_resent_results_once() {
+    let mesh = TestMesh::start().await;
+    let fail_commits = |on: bool| mesh.node.fail_commits.store(on, Ordering::SeqCst);
+    let ledger = |node: &FakeNode| {
+        let state = node.state.read().unwrap();
+        state.ingest().get(&ProbeId(node_probe(&state, "eu-1"))).cloned()
+    };
+    fail_commits(true);
+    let probe = mesh.connect("eu-1").await.unwrap();
+    assert!(wait_until(Duration::from_secs(3), || !probe.endpoints().is_empty()).await);
+    // In eu-1's share whoever else is live, so the next leader assigns it too.
+    let endpoint = *mesh.probes_endpoints("eu-1").iter().next().unwrap();
+    probe.send_results((1..=5).map(|seq| good_result(seq, endpoint)).collect()).await;
+    assert!(wait_until(Duration::from_secs(3), || mesh.sink.accepted_total() == 5).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(probe.seen().acks.is_empty(), "acknowledged before its checkpoint committed");
+    assert_eq!(ledger(&mesh.node), None);
+
+    fail_commits(false);
+    probe.wait_ack(5).await.expect("acknowledged once the checkpoint commits");
+    let recorded = ledger(&mesh.node).expect("a ledger entry");
+    assert_eq!(recorded.processed.ranges(), [(1, 5)]);
+    assert_eq!((recorded.accepted, recorded.duplicates), (5, 0));
+
+    // 6..=8 are stored by this leader, which is replaced before it records
+    // them: never acknowledged, so the probe resends them to the next one.
+    fail_commits(true);
+    probe.send_results((6..=8).map(|seq| good_result(seq, endpoint)).collect()).await;
+    assert!(wait_until(Duration::from_secs(3), || mesh.sink.accepted_total() == 8).await);
+    assert!(probe.seen().acks.iter().all(|a| a.up_to_seq <= 5), "{:?}", probe.seen().acks);
+    let node = mesh.node.clone();
+    drop(probe);
+    mesh.stop().await;
+    node.fail_commits.store(false, Ordering::SeqCst);
+
+    let mesh = TestMesh::start_on(node).await;
+    let probe = mesh.connect("eu-1").await.unwrap();
+    assert!(wait_until(Duration::from_secs(3), || probe.endpoints().contains(&endpoint)).await);
+    // Everything again, the recorded 1..=5 too, and one new result.
+    probe.send_results((1..=9).map(|seq| good_result(seq, endpoint)).collect()).await;
+    let ack = probe.wait_ack(9).await.expect("acknowledged by the new leader");
+    assert!(ack.rejected.is_empty(), "{ack:?}");
+    let counters = mesh.mesh.counters();
+    assert_eq!((counters.accepted, counters.duplicates), (4, 5), "6..=9 stored, 1..=5 known from the ledger");
+    assert_eq!(mesh.sink.recent(endpoint).iter().map(|r| r.seq).collect::<Vec<_>>(), [6, 7, 8, 9]);
+    let recorded = ledger(&mesh.node).expect("a ledger entry");
+    assert_eq!(recorded.processed.ranges(), [(1, 9)]);
+    assert_eq!((recorded.accepted, recorded.rejected, recorded.duplicates), (9, 0, 0));
+    mesh.stop().await;
+}
+
+fn node_probe(state: &MeshState, name: &str) -> u64 {
+    state.probes().values().find(|p| p.name == name).expect("registered").id.0
 }
 
 #[tokio::test]
@@ -484,6 +540,17 @@ impl TestMesh {
     async fn start_as(leadership: Leadership) -> TestMesh {
         let node = Arc::new(FakeNode::default());
         node.set_leadership(leadership);
+        TestMesh::start_on(node).await
+    }
+
+    /// A mesh (a leader's memory) on `node`'s replicated state, which is
+    /// filled with regions, probes and endpoints unless it already has.
+    async fn start_on(node: Arc<FakeNode>) -> TestMesh {
+        if !node.state.read().unwrap().probes().is_empty() {
+            let probe_ids =
+                node.state.read().unwrap().probes().values().map(|p| (p.name.clone(), p.id.0)).collect();
+            return TestMesh::serve(node, probe_ids).await;
+        }
         for region in REGIONS {
             node.apply(Command::AddRegion { name: region.into() });
         }
@@ -507,6 +574,10 @@ impl TestMesh {
                 format!("https://e{e}.example/"),
             )));
         }
+        TestMesh::serve(node, probe_ids).await
+    }
+
+    async fn serve(node: Arc<FakeNode>, probe_ids: BTreeMap<String, u64>) -> TestMesh {
         let options = MeshOptions {
             probe_grace: GRACE,
             heartbeat_interval: HEARTBEAT,
@@ -663,6 +734,8 @@ struct FakeNode {
     state: RwLock<MeshState>,
     index: AtomicU64,
     leadership: Mutex<Leadership>,
+    /// Commits fail (a leader without its quorum) while set.
+    fail_commits: AtomicBool,
 }
 
 impl Default for FakeNode {
@@ -671,6 +744,7 @@ impl Default for FakeNode {
             state: RwLock::new(MeshState::new()),
             index: AtomicU64::new(0),
             leadership: Mutex::new(Leadership::Leader),
+            fail_commits: AtomicBool::new(false),
         }
     }
 }
@@ -709,6 +783,26 @@ impl MeshNode for FakeNode {
 
     fn coordinators(&self) -> Vec<String> {
         vec!["127.0.0.1:1".into()]
+    }
+
+    fn leading_term(&self) -> Option<u64> {
+        (self.leadership() == Leadership::Leader).then_some(1)
+    }
+
+    fn commit_if_leader(&self, request: Request) -> Commit<'_> {
+        Box::pin(async move {
+            if self.leadership() != Leadership::Leader {
+                return Ok(None);
+            }
+            if self.fail_commits.load(Ordering::SeqCst) {
+                return Err("no quorum (injected)".into());
+            }
+            self.index.fetch_add(1, Ordering::SeqCst);
+            match self.state.write().unwrap().apply(&request) {
+                CommandResponse::Rejected(error) => Err(error.to_string()),
+                response => Ok(Some(response.into_result().map_err(|e| e.to_string())?)),
+            }
+        })
     }
 }
 

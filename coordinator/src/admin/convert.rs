@@ -19,7 +19,7 @@ use crate::state::{
 };
 
 pub(super) fn now_millis(now: SystemTime) -> UnixMillis {
-    UnixMillis(now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+    UnixMillis::from(now)
 }
 
 pub(super) fn millis(t: UnixMillis) -> i64 {

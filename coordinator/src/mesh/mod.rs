@@ -18,20 +18,28 @@
 //!   of them changes. Each stream pushes its probe a full set on connect,
 //!   then deltas against what it last sent.
 //! - Results are validated ([`results::validate`]), de-duplicated by
-//!   (probe, seq), handed to a [`ResultSink`], then acknowledged.
+//!   (probe, seq) against the replicated ingest ledger and this leader's
+//!   memory, and handed to a [`ResultSink`]; they are acknowledged once a
+//!   checkpoint recording their numbers has committed (`ingest`), so an
+//!   acknowledged result is never lost and a resent one never counted
+//!   twice, across leader changes too.
 //!
-//! Modules: `session` (the service and one task per stream), [`results`]
+//! Modules: `session` (the service and one task per stream), `ingest`
+//! (checkpoints of processed sequence numbers, delayed acknowledgements), [`results`]
 //! (validation, de-duplication, sinks), [`placement`] (assignment inputs
 //! from the state), `error` ([`MeshError`] and its one `Status` mapping),
 //! `node` ([`MeshNode`] for [`crate::node::ClusterNode`]).
 
 mod error;
+mod ingest;
 mod node;
 pub mod placement;
 pub mod results;
 mod session;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -44,7 +52,7 @@ use vantage_core::clock::WallClock;
 use vantage_core::shard;
 use vantage_proto::pb;
 
-use crate::state::MeshState;
+use crate::state::{MeshState, Outcome, Request};
 
 pub use self::error::MeshError;
 pub use self::placement::Pins;
@@ -66,7 +74,23 @@ pub trait MeshNode: Send + Sync + 'static {
     /// Every coordinator's API address, for probes to reconnect to after
     /// a failover.
     fn coordinators(&self) -> Vec<String>;
+
+    /// The term this node leads in, once it has applied everything
+    /// committed before that term (so the ingest ledger it reads is
+    /// complete); `None` when it does not lead or has not caught up.
+    fn leading_term(&self) -> Option<u64>;
+
+    /// Commits `request` if this node leads, never forwarding it; resolves
+    /// once applied here. `Ok(None)` when this node does not lead; `Err`
+    /// with a reason when the cluster could not commit it or refused it.
+    fn commit_if_leader(&self, request: Request) -> Commit<'_>;
 }
+
+/// What [`MeshNode::commit_if_leader`] returns.
+pub type Commit<'a> = Pin<Box<dyn Future<Output = Result<Option<Outcome>, String>> + Send + 'a>>;
+
+/// The queue of messages to one probe's stream.
+type Outbound = mpsc::Sender<Result<pb::CoordinatorMessage, tonic::Status>>;
 
 /// Whether a node leads the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +152,9 @@ pub struct MeshOptions {
     /// Assignments with more endpoints than this are computed on a
     /// blocking thread.
     pub blocking_threshold: usize,
+    /// How often the sequence numbers of processed results are committed
+    /// (and the results acknowledged to their probes).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for MeshOptions {
@@ -146,6 +173,7 @@ impl Default for MeshOptions {
             timing: results::TimingLimits::default(),
             dedup_window: 1 << 16,
             blocking_threshold: 2_000,
+            checkpoint_interval: Duration::from_millis(250),
         }
     }
 }
@@ -220,6 +248,8 @@ pub struct MeshCounters {
     pub batches_rejected: u64,
     /// Assignments computed and published.
     pub assignments: u64,
+    /// Ingest checkpoints committed.
+    pub checkpoints: u64,
 }
 
 /// The leader's probe sessions and assignments. Cheap to clone.
@@ -259,6 +289,8 @@ impl Mesh {
         let mesh = Mesh { shared };
         let runner = mesh.clone();
         mesh.shared.tasks.spawn(async move { runner.assignment_loop().await });
+        let checkpointer = mesh.clone();
+        mesh.shared.tasks.spawn(async move { checkpointer.checkpoint_loop().await });
         mesh
     }
 
@@ -394,6 +426,7 @@ impl Mesh {
                 .collect(),
             batches_rejected: c.batches_rejected.load(Ordering::Relaxed),
             assignments: c.assignments.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -552,12 +585,15 @@ struct Counters {
     rejected: [AtomicU64; RejectReason::ALL.len()],
     batches_rejected: AtomicU64,
     assignments: AtomicU64,
+    checkpoints: AtomicU64,
 }
 
 #[derive(Default)]
 struct Inner {
     sessions: BTreeMap<u64, Session>,
     dedup: HashMap<u64, results::SeqWindow>,
+    /// Processed since the last checkpoint, in `pending.term`.
+    pending: ingest::Pending,
     pins: Pins,
     pin_changes: u64,
 }
@@ -566,6 +602,20 @@ impl Inner {
     /// Probes connected, or disconnected for less than `grace`.
     fn live_set(&self, now: Instant, grace: Duration) -> BTreeSet<u64> {
         self.sessions.iter().filter(|(_, s)| s.is_live(now, grace)).map(|(&id, _)| id).collect()
+    }
+
+    /// Forgets what this leader processed but did not record: its
+    /// de-duplication memory and pending numbers, now from `term`.
+    fn forget_processed(&mut self, term: u64) {
+        let dropped: usize = self.pending.probes.values().map(|p| p.acks.len()).sum();
+        if dropped > 0 || !self.dedup.is_empty() {
+            tracing::info!(
+                acknowledgements = dropped,
+                "leadership changed: unrecorded results are left to the probes to resend"
+            );
+        }
+        self.dedup.clear();
+        self.pending = ingest::Pending { term, probes: BTreeMap::new() };
     }
 
     /// Bumped by every pin change.

@@ -1,8 +1,8 @@
 //! [`MeshNode`] for the real coordinator node.
 
-use super::{Leadership, MeshNode};
+use super::{Commit, Leadership, MeshNode};
 use crate::node::ClusterNode;
-use crate::state::MeshState;
+use crate::state::{CommandResponse, MeshState, Request};
 
 impl MeshNode for ClusterNode {
     fn read_state(&self, f: &mut dyn FnMut(&MeshState)) {
@@ -29,5 +29,21 @@ impl MeshNode for ClusterNode {
         let metrics = self.raft().metrics();
         let m = metrics.borrow();
         m.membership_config.membership().nodes().map(|(_, n)| n.api_addr.clone()).collect()
+    }
+
+    fn leading_term(&self) -> Option<u64> {
+        ClusterNode::leading_term(self)
+    }
+
+    fn commit_if_leader(&self, request: Request) -> Commit<'_> {
+        Box::pin(async move {
+            match self.write_if_leader(request).await {
+                Ok(None) => Ok(None),
+                Ok(Some(CommandResponse::Applied(outcome))) => Ok(Some(outcome)),
+                Ok(Some(CommandResponse::Empty)) => Err("the command was applied as an empty entry".into()),
+                Ok(Some(CommandResponse::Rejected(error))) => Err(error.to_string()),
+                Err(error) => Err(error.to_string()),
+            }
+        })
     }
 }

@@ -18,7 +18,9 @@ use vantage_proto::pb::coordinator_message::Msg as Out;
 use vantage_proto::pb::probe_message::Msg as In;
 
 use super::results::{self, Rejection, Sender};
-use super::{read, Connected, Leadership, Mesh, MeshError, Published, Session, SessionCommand, Shared};
+use super::{
+    read, Connected, Leadership, Mesh, MeshError, Outbound, Published, Session, SessionCommand, Shared,
+};
 use crate::state::{ProbeId, ProbeRegistration, TokenHash};
 
 /// Messages queued for one probe before sends wait (bounded by
@@ -29,8 +31,6 @@ const COMMAND_QUEUE: usize = 256;
 /// The largest message sent to a probe: a full assignment of tens of
 /// thousands of endpoints. Probes must accept at least this much.
 pub const MAX_OUTBOUND_BYTES: usize = 64 << 20;
-
-type Outbound = mpsc::Sender<Result<pb::CoordinatorMessage, Status>>;
 
 /// The `ProbeService` over a [`Mesh`].
 #[derive(Clone)]
@@ -77,6 +77,7 @@ impl pb::probe_service_server::ProbeService for ProbeApi {
             let _ = tx.try_send(Ok(redirect));
             return Ok(Response::new(ReceiverStream::new(rx)));
         }
+        wait_caught_up(shared).await.map_err(|e| refuse(e, Some(&registration)))?;
         let mut inbound = request.into_inner();
         let hello = receive_hello(shared, &mut inbound).await.map_err(|e| refuse(e, Some(&registration)))?;
         if hello.probe != registration.name {
@@ -150,6 +151,22 @@ fn redirect(leader_id: Option<u64>, leader_api_addr: Option<String>) -> pb::Coor
             leader_id,
             leader_api_addr: leader_api_addr.unwrap_or_default(),
         })),
+    }
+}
+
+/// A new leader serves probes once it has applied everything committed
+/// before its term (the ingest ledger must be complete before results are
+/// de-duplicated against it): normally within one commit round trip.
+async fn wait_caught_up(shared: &Shared) -> Result<u64, MeshError> {
+    let deadline = Instant::now() + shared.options.hello_timeout;
+    loop {
+        if let Some(term) = shared.node.leading_term() {
+            return Ok(term);
+        }
+        if Instant::now() >= deadline || !matches!(shared.node.leadership(), Leadership::Leader) {
+            return Err(MeshError::NotLeader);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 
@@ -328,7 +345,8 @@ impl StreamTask {
         }
     }
 
-    /// Validates, de-duplicates and stores a batch, then acknowledges it.
+    /// Validates, de-duplicates and stores a batch; its acknowledgement
+    /// waits for the checkpoint that records its numbers (`ingest`).
     async fn take_results(&mut self, batch: pb::ResultBatch) -> Result<(), MeshError> {
         let shared = self.shared.clone();
         let max = shared.options.max_batch_results;
@@ -340,6 +358,18 @@ impl StreamTask {
         let Some(up_to_seq) = batch.results.iter().map(|r| r.seq).max() else {
             return Ok(());
         };
+        let term = shared.node.leading_term().ok_or(MeshError::NotLeader)?;
+        // Numbers the ledger already records (resent to a new leader).
+        let recorded: BTreeSet<u64> =
+            read(&*shared.node, |s| match s.ingest().get(&ProbeId(self.probe_id)) {
+                None => BTreeSet::new(),
+                Some(ledger) => batch
+                    .results
+                    .iter()
+                    .map(|r| r.seq)
+                    .filter(|&seq| ledger.processed.contains(seq))
+                    .collect(),
+            });
         let now = shared.clock.now();
         let sender = Sender { probe_id: self.probe_id, region: &self.region };
         let assigned = |e: u64| self.sent.contains_key(&e) || self.previous_ids.contains(&e);
@@ -352,41 +382,48 @@ impl StreamTask {
             }
         }
         let mut duplicates = 0u64;
-        let accepted: Vec<_> = {
+        let (accepted, rejected) = {
             let mut inner = shared.lock();
+            if inner.pending.term != term {
+                inner.forget_processed(term);
+            }
             inner.sessions.get_mut(&self.probe_id).into_iter().for_each(|s| s.last_seen = now);
             let window = inner
                 .dedup
                 .entry(self.probe_id)
                 .or_insert_with(|| results::SeqWindow::new(shared.options.dedup_window));
-            valid
-                .into_iter()
-                .filter(|r| {
-                    if window.contains(r.seq) {
-                        duplicates += 1;
-                        false
-                    } else {
-                        window.insert(r.seq);
-                        true
-                    }
-                })
-                .collect()
-        };
-        // A rejected result resent later is rejected again; a duplicate of
-        // an accepted one is not counted as rejected.
-        let rejected: Vec<Rejection> = {
-            let inner = shared.lock();
-            let window = inner.dedup.get(&self.probe_id);
-            rejected
-                .into_iter()
-                .filter(|r| {
-                    let seen = window.is_some_and(|w| w.contains(r.seq));
-                    if seen {
-                        duplicates += 1;
-                    }
-                    !seen
-                })
-                .collect()
+            // Processed once, stored or refused: a number seen again is
+            // acknowledged and neither stored nor counted again.
+            let mut first_time = |seq: u64| {
+                if recorded.contains(&seq) || window.contains(seq) {
+                    duplicates += 1;
+                    false
+                } else {
+                    window.insert(seq);
+                    true
+                }
+            };
+            let accepted: Vec<_> = valid.into_iter().filter(|r| first_time(r.seq)).collect();
+            let rejected: Vec<Rejection> = rejected.into_iter().filter(|r| first_time(r.seq)).collect();
+            let pending = inner.pending.probes.entry(self.probe_id).or_default();
+            for seq in accepted.iter().map(|r| r.seq).chain(rejected.iter().map(|r| r.seq)) {
+                pending.seqs.insert(seq);
+            }
+            pending.accepted += accepted.len() as u64;
+            pending.rejected += rejected.len() as u64;
+            let ack = pb::ResultAck {
+                up_to_seq,
+                rejected: rejected
+                    .iter()
+                    .map(|r| pb::RejectedResult {
+                        seq: r.seq,
+                        reason: r.reason.as_str().to_owned(),
+                        detail: r.detail.clone(),
+                    })
+                    .collect(),
+            };
+            pending.ack(self.stream_id, &self.tx, ack);
+            (accepted, rejected)
         };
         let counters = &shared.counters;
         counters.accepted.fetch_add(accepted.len() as u64, Ordering::Relaxed);
@@ -408,18 +445,7 @@ impl StreamTask {
         if !accepted.is_empty() {
             shared.sink.accept(accepted);
         }
-        let ack = pb::ResultAck {
-            up_to_seq,
-            rejected: rejected
-                .into_iter()
-                .map(|r| pb::RejectedResult {
-                    seq: r.seq,
-                    reason: r.reason.as_str().to_owned(),
-                    detail: r.detail,
-                })
-                .collect(),
-        };
-        self.send(pb::CoordinatorMessage { msg: Some(Out::Ack(ack)) }).await
+        Ok(())
     }
 
     async fn push_full(&mut self, published: &Published) -> Result<(), MeshError> {

@@ -54,6 +54,31 @@ impl Shared {
         Ok(committed.response)
     }
 
+    /// Commits `request` on this node only if it leads: never forwarded.
+    /// `Ok(None)` when it does not lead (any more). Returns once this node
+    /// has applied it.
+    pub(super) async fn write_if_leader(
+        &self,
+        request: Request,
+    ) -> Result<Option<CommandResponse>, ClusterError> {
+        let timeout = self.options.write_timeout;
+        let deadline = Instant::now() + timeout;
+        let committed = match tokio::time::timeout(timeout, self.lead_write(request)).await {
+            Err(_) => {
+                return Err(ClusterError::Timeout {
+                    operation: "a leader-local write".into(),
+                    leader_id: Some(self.id),
+                    timeout_ms: Shared::millis(timeout),
+                })
+            }
+            Ok(Err(ForwardError::NotLeader { .. })) => return Ok(None),
+            Ok(Err(ForwardError::Failed(error))) => return Err(error),
+            Ok(Ok(committed)) => committed,
+        };
+        self.wait_applied(committed.log_index, deadline, "applying a leader-local write").await?;
+        Ok(Some(committed.response))
+    }
+
     /// Waits until this node has applied the log up to `index`.
     pub(super) async fn wait_applied(
         &self,

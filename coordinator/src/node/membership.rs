@@ -19,7 +19,7 @@
 //! be reliable.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ChangeMembers;
@@ -303,7 +303,6 @@ impl Shared {
 
     /// Wall-clock time for requests this node proposes itself.
     fn now(&self) -> UnixMillis {
-        let since_epoch = self.options.clock.now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        UnixMillis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
+        UnixMillis::from(self.options.clock.now())
     }
 }

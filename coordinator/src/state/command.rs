@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::admin_tokens::AdminTokenSpec;
 use super::endpoints::EndpointSpec;
 use super::ids::{AdminTokenId, EndpointId, MaintenanceId, ProbeId, UnixMillis, WebhookId};
+use super::ingest::IngestEntry;
 use super::maintenance::MaintenanceSpec;
 use super::probes::{ProbeSpec, TokenHash};
 use super::webhooks::WebhookSpec;
@@ -161,6 +162,13 @@ pub enum Command {
         /// The coordinator node's id.
         node_id: u64,
     },
+    /// Records the result sequence numbers the leader processed since its
+    /// previous checkpoint (see [`super::ingest`]). Not remembered under
+    /// its idempotency key: the ledger itself makes it idempotent.
+    RecordIngest {
+        /// One entry per probe that sent results.
+        entries: Vec<IngestEntry>,
+    },
 }
 
 /// What applying one log entry produced.
@@ -291,6 +299,12 @@ pub enum Outcome {
         node_id: u64,
         /// False when it already was.
         changed: bool,
+    },
+    /// An ingest checkpoint was recorded.
+    IngestRecorded {
+        /// Numbers the ledger already had (zero unless a result was
+        /// processed twice).
+        duplicates: u64,
     },
 }
 

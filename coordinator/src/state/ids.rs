@@ -16,6 +16,14 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct UnixMillis(pub u64);
 
+impl From<std::time::SystemTime> for UnixMillis {
+    /// Milliseconds since the epoch; 0 before it, saturating far after.
+    fn from(t: std::time::SystemTime) -> Self {
+        let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        UnixMillis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
 impl fmt::Display for UnixMillis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}ms", self.0)

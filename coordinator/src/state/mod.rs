@@ -13,6 +13,8 @@
 //!   [`admin_tokens`];
 //! - [`cluster`]: the coordinator cluster's own bookkeeping (ids of removed
 //!   nodes, never reused);
+//! - [`ingest`]: the ledger of result sequence numbers each probe had
+//!   processed, which makes result delivery exactly-once across leaders;
 //! - [`command`]: [`Request`], [`Command`], [`CommandResponse`];
 //! - [`idempotency`]: the bounded memory of recent requests;
 //! - [`snapshot`]: the versioned snapshot format;
@@ -27,6 +29,7 @@ pub mod command;
 pub mod endpoints;
 pub mod idempotency;
 pub mod ids;
+pub mod ingest;
 pub mod maintenance;
 pub mod probes;
 pub mod regions;
@@ -48,6 +51,7 @@ pub use self::command::{
 };
 pub use self::endpoints::{AssertionSpec, Endpoint, EndpointKind, EndpointSpec};
 pub use self::ids::{AdminTokenId, EndpointId, IdCounters, MaintenanceId, ProbeId, UnixMillis, WebhookId};
+pub use self::ingest::{IngestEntry, ProbeLedger, SeqRanges};
 pub use self::maintenance::{MaintenanceSpec, MaintenanceWindow};
 pub use self::probes::{ProbeRegistration, ProbeSpec, TokenHash};
 pub use self::regions::Region;
@@ -82,6 +86,9 @@ struct Tables {
     /// Ids of coordinator nodes removed from the cluster; never reused.
     #[serde(default)]
     retired_nodes: BTreeSet<u64>,
+    /// Per probe, the result sequence numbers processed.
+    #[serde(default)]
+    ingest: BTreeMap<ProbeId, ingest::ProbeLedger>,
 }
 
 impl MeshState {
@@ -98,6 +105,12 @@ impl MeshState {
     pub fn apply(&mut self, request: &Request) -> CommandResponse {
         if let Err(error) = request.idempotency_key.validate() {
             return CommandResponse::Rejected(error);
+        }
+        // Ingest checkpoints are idempotent by themselves (the ledger knows
+        // every number it recorded) and come several times a second: they
+        // would crowd admins' keys out of the bounded memory.
+        if let Command::RecordIngest { entries } = &request.command {
+            return CommandResponse::Applied(ingest::record_ingest(self, request.issued_at, entries));
         }
         let fingerprint = idempotency::fingerprint(&request.command);
         match self.tables.recent_requests.lookup(&request.idempotency_key, fingerprint) {
@@ -140,6 +153,7 @@ impl MeshState {
             Command::AddAdminToken(spec) => admin_tokens::add_admin_token(self, at, spec),
             Command::RevokeAdminToken { id } => admin_tokens::revoke_admin_token(self, *id),
             Command::RetireNode { node_id } => Ok(cluster::retire_node(self, *node_id)),
+            Command::RecordIngest { entries } => Ok(ingest::record_ingest(self, at, entries)),
         }
     }
 
@@ -194,6 +208,11 @@ impl MeshState {
     /// node must not use one of them.
     pub fn retired_nodes(&self) -> &BTreeSet<u64> {
         &self.tables.retired_nodes
+    }
+
+    /// Per probe, which result sequence numbers were processed.
+    pub fn ingest(&self) -> &BTreeMap<ProbeId, ProbeLedger> {
+        &self.tables.ingest
     }
 
     /// The last id assigned for each kind of object.

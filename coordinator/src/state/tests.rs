@@ -647,3 +647,46 @@ fn error_messages_are_lowercase_and_say_what_to_do() {
     }
     assert!(format!("{:?}", WebhookSecret("whsec_topsecret_value".into())).contains("redacted"));
 }
+
+fn ingest(probe: u64, ranges: &[(u64, u64)], accepted: u64, rejected: u64) -> IngestEntry {
+    let mut seqs = SeqRanges::new();
+    for &(lo, hi) in ranges {
+        seqs.insert_range(lo, hi);
+    }
+    IngestEntry { probe: ProbeId(probe), seqs, accepted, rejected }
+}
+
+#[test]
+fn ingest_checkpoints_build_the_ledger_and_count_numbers_recorded_twice() {
+    let mut state = fixture();
+    let remembered = state.recent_requests().len();
+    let first = request("ingest-1", Command::RecordIngest { entries: vec![ingest(1, &[(10, 19)], 9, 1)] });
+    assert_eq!(state.apply(&first), Applied(Outcome::IngestRecorded { duplicates: 0 }));
+    // The same key again is applied again: checkpoints are not remembered
+    // (the ledger makes them idempotent), so the overlap shows as duplicates.
+    assert_eq!(state.apply(&first), Applied(Outcome::IngestRecorded { duplicates: 10 }));
+    let next =
+        Command::RecordIngest { entries: vec![ingest(1, &[(18, 25)], 8, 0), ingest(99, &[(1, 5)], 5, 0)] };
+    assert_eq!(state.apply(&request("ingest-2", next)), Applied(Outcome::IngestRecorded { duplicates: 2 }));
+    let ledger = &state.ingest()[&ProbeId(1)];
+    assert_eq!(ledger.processed.ranges(), [(10, 25)]);
+    assert_eq!((ledger.accepted, ledger.rejected, ledger.duplicates), (26, 2, 12));
+    assert!(!state.ingest().contains_key(&ProbeId(99)), "a checkpoint for an unknown probe is ignored");
+    assert_eq!(state.recent_requests().len(), remembered, "checkpoints stay out of the memory of requests");
+
+    let reloaded = snapshot::decode(&snapshot::encode(&state).expect("encodes")).expect("decodes");
+    assert_eq!(reloaded.ingest(), state.ingest());
+
+    let removed = state.apply(&request("rm", Command::RemoveProbe { id: ProbeId(1) }));
+    assert!(matches!(removed, Applied(Outcome::ProbeRemoved { .. })), "{removed:?}");
+    assert!(state.ingest().is_empty(), "a removed probe's ledger goes with it");
+}
+
+#[test]
+fn a_snapshot_from_before_the_ingest_ledger_still_loads() {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&snapshot::encode(&fixture()).expect("encodes")).expect("json");
+    json["state"].as_object_mut().expect("an object").remove("ingest");
+    let old = serde_json::to_vec(&json).expect("bytes");
+    assert!(snapshot::decode(&old).expect("an old snapshot loads").ingest().is_empty());
+}
