@@ -248,6 +248,23 @@ pub struct Probe {
     pub checks_per_second: f64,
     /// Its scheduling lag p99 (ms) it reported.
     pub scheduling_lag_p99_ms: f64,
+    /// Results of it the cluster recorded.
+    pub results_recorded: u64,
+    /// Results of it the cluster refused.
+    pub results_refused: u64,
+    /// Sequence numbers recorded twice (0 unless something is wrong).
+    pub results_duplicated: u64,
+    /// The sequence numbers processed, as inclusive ranges.
+    pub processed_seqs: Vec<SeqRange>,
+}
+
+/// An inclusive range of sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SeqRange {
+    /// The first number.
+    pub first: u64,
+    /// The last number.
+    pub last: u64,
 }
 
 /// A token issued by `probe token create` (`--json` as is).

@@ -121,6 +121,7 @@ pub fn probes_table(probes: &[Probe]) -> Table {
         "ENDPOINTS",
         "CHECKS/S",
         "LAG P99",
+        "RESULTS",
         "LAST SEEN",
     ]);
     let at = |ms: i64| if ms > 0 { format_rfc3339_ms(ms) } else { "-".to_string() };
@@ -143,6 +144,7 @@ pub fn probes_table(probes: &[Probe]) -> Table {
             p.endpoints.to_string(),
             format!("{:.1}", p.checks_per_second),
             format!("{:.1}ms", p.scheduling_lag_p99_ms),
+            p.results_recorded.to_string(),
             at(p.last_seen_unix_ms),
         ]);
     }

@@ -11,7 +11,7 @@ use vantage_proto::pb;
 use crate::error::Error;
 use crate::model::{
     ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance, MaintenanceSpec, Probe,
-    ProbeToken, Region, Webhook, WebhookSpec,
+    ProbeToken, Region, SeqRange, Webhook, WebhookSpec,
 };
 
 /// A required field missing from a reply.
@@ -216,6 +216,14 @@ impl From<pb::ProbeInfo> for Probe {
             endpoints: p.endpoints,
             checks_per_second: p.checks_per_second,
             scheduling_lag_p99_ms: p.scheduling_lag_p99_ms,
+            results_recorded: p.results_recorded,
+            results_refused: p.results_refused,
+            results_duplicated: p.results_duplicated,
+            processed_seqs: p
+                .processed_seqs
+                .into_iter()
+                .map(|r| SeqRange { first: r.first, last: r.last })
+                .collect(),
         }
     }
 }

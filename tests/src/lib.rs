@@ -17,6 +17,8 @@
 //!   address whose connects are refused.
 //! - [`process`] — the workspace's binaries as child processes that die with
 //!   the test.
+//! - [`operator`] — a deployment from those binaries, as an operator runs
+//!   it: a TLS coordinator cluster, `vantagectl`, probe agents.
 //!
 //! Architecture invariant: test traffic goes only to loopback addresses, and
 //! this crate does not depend on `vantage-probe` or `vantage-core` (the probe
@@ -30,6 +32,7 @@
 pub mod blackhole;
 pub mod dns_target;
 pub mod http_target;
+pub mod operator;
 pub mod pki;
 pub mod process;
 

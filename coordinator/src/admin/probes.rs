@@ -140,7 +140,7 @@ impl<C: Cluster> AdminApi<C> {
             }
         };
         let live = self.live_probes();
-        let info = self.cluster.read(|s| s.probes().get(&id).map(|p| probe_info(p, live.get(&id.0))));
+        let info = self.cluster.read(|s| s.probes().get(&id).map(|p| probe_info(s, p, live.get(&id.0))));
         info.ok_or(AdminError::Vanished { what: format!("probe {id}") })
     }
 
@@ -152,7 +152,7 @@ impl<C: Cluster> AdminApi<C> {
         self.reads(consistent).await?;
         let live = self.live_probes();
         let probes =
-            self.cluster.read(|s| s.probes().values().map(|p| probe_info(p, live.get(&p.id.0))).collect());
+            self.cluster.read(|s| s.probes().values().map(|p| probe_info(s, p, live.get(&p.id.0))).collect());
         Ok(pb::ListProbesReply { probes })
     }
 
@@ -178,7 +178,8 @@ fn unix_ms(t: Option<SystemTime>) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn probe_info(p: &ProbeRegistration, live: Option<&LiveProbe>) -> pb::ProbeInfo {
+fn probe_info(state: &MeshState, p: &ProbeRegistration, live: Option<&LiveProbe>) -> pb::ProbeInfo {
+    let ledger = state.ingest().get(&p.id);
     pb::ProbeInfo {
         id: p.id.0,
         name: p.name.clone(),
@@ -193,5 +194,11 @@ fn probe_info(p: &ProbeRegistration, live: Option<&LiveProbe>) -> pb::ProbeInfo 
         checks_per_second: live.map_or(0.0, |l| l.checks_per_second),
         scheduling_lag_p99_ms: live.map_or(0.0, |l| l.scheduling_lag_p99_ms),
         created_at_unix_ms: convert::millis(p.created_at),
+        results_recorded: ledger.map_or(0, |l| l.accepted),
+        results_refused: ledger.map_or(0, |l| l.rejected),
+        results_duplicated: ledger.map_or(0, |l| l.duplicates),
+        processed_seqs: ledger.map_or_else(Vec::new, |l| {
+            l.processed.ranges().iter().map(|&(first, last)| pb::SeqRange { first, last }).collect()
+        }),
     }
 }

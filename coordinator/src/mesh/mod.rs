@@ -184,6 +184,10 @@ impl Default for MeshOptions {
 pub struct Published {
     /// Increases with every change; 0 before the first computation.
     pub version: u64,
+    /// The leadership term it was computed in (0: never computed). Probe
+    /// streams of a new leader wait for an assignment of its own term, so
+    /// they never get the empty or stale one from before.
+    pub term: u64,
     /// Who checks what.
     pub assignment: shard::Assignment,
     /// The placed endpoints as pushed to probes.
@@ -444,11 +448,13 @@ impl Mesh {
                 () = tokio::time::sleep(shared.options.poll_interval) => {}
                 () = shared.changed.notified() => {}
             }
-            if !matches!(shared.node.leadership(), Leadership::Leader) {
+            // Leading, with everything committed before the term applied.
+            let Some(term) = shared.node.leading_term() else {
                 (last, last_index, was_leader) = (None, None, false);
                 continue;
-            }
-            if !was_leader {
+            };
+            let first_of_term = !was_leader;
+            if first_of_term {
                 was_leader = true;
                 self.assume_registered_probes_live();
             }
@@ -464,10 +470,13 @@ impl Mesh {
             {
                 continue;
             }
-            // Let a burst of changes settle, then read them all at once.
-            tokio::select! {
-                () = shared.shutdown.cancelled() => break,
-                () = tokio::time::sleep(shared.options.debounce) => {}
+            // Let a burst of changes settle, then read them all at once;
+            // but a new leader's probes are waiting for their assignment.
+            if !first_of_term {
+                tokio::select! {
+                    () = shared.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(shared.options.debounce) => {}
+                }
             }
             let index = shared.node.applied_index();
             let (live, pins, pins_generation) = {
@@ -496,7 +505,7 @@ impl Mesh {
             } else {
                 placement::assign(&inputs)
             };
-            self.publish(&inputs, assignment);
+            self.publish(&inputs, assignment, term);
             last = Some(inputs);
         }
     }
@@ -522,10 +531,21 @@ impl Mesh {
         );
     }
 
-    fn publish(&self, inputs: &placement::Inputs, assignment: shard::Assignment) {
+    fn publish(&self, inputs: &placement::Inputs, assignment: shard::Assignment, term: u64) {
         let shared = &self.shared;
         let current = shared.published.borrow().clone();
         if current.version != 0 && current.assignment == assignment && current.endpoints == inputs.endpoints {
+            if current.term != term {
+                // The same assignment, now of this term: no version change.
+                let same = Published {
+                    version: current.version,
+                    term,
+                    assignment,
+                    endpoints: inputs.endpoints.clone(),
+                    uncovered_regions: current.uncovered_regions.clone(),
+                };
+                shared.published.send_replace(Arc::new(same));
+            }
             return;
         }
         let covered: BTreeSet<&str> =
@@ -546,6 +566,7 @@ impl Mesh {
         metrics::counter!("vantage_mesh_assignments_total").increment(1);
         shared.published.send_replace(Arc::new(Published {
             version,
+            term,
             assignment,
             endpoints: inputs.endpoints.clone(),
             uncovered_regions,

@@ -77,7 +77,7 @@ impl pb::probe_service_server::ProbeService for ProbeApi {
             let _ = tx.try_send(Ok(redirect));
             return Ok(Response::new(ReceiverStream::new(rx)));
         }
-        wait_caught_up(shared).await.map_err(|e| refuse(e, Some(&registration)))?;
+        wait_ready(shared).await.map_err(|e| refuse(e, Some(&registration)))?;
         let mut inbound = request.into_inner();
         let hello = receive_hello(shared, &mut inbound).await.map_err(|e| refuse(e, Some(&registration)))?;
         if hello.probe != registration.name {
@@ -156,17 +156,26 @@ fn redirect(leader_id: Option<u64>, leader_api_addr: Option<String>) -> pb::Coor
 
 /// A new leader serves probes once it has applied everything committed
 /// before its term (the ingest ledger must be complete before results are
-/// de-duplicated against it): normally within one commit round trip.
-async fn wait_caught_up(shared: &Shared) -> Result<u64, MeshError> {
+/// de-duplicated against it) and has computed the assignment of its term
+/// (not to push the empty or stale one from before): normally within one
+/// commit round trip and one assignment computation.
+async fn wait_ready(shared: &Shared) -> Result<u64, MeshError> {
     let deadline = Instant::now() + shared.options.hello_timeout;
-    loop {
+    let term = loop {
         if let Some(term) = shared.node.leading_term() {
-            return Ok(term);
+            break term;
         }
         if Instant::now() >= deadline || !matches!(shared.node.leadership(), Leadership::Leader) {
             return Err(MeshError::NotLeader);
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let mut published = shared.published.subscribe();
+    let computed = tokio::time::timeout_at(deadline, published.wait_for(|p| p.term == term)).await;
+    match computed {
+        Ok(Ok(_)) => Ok(term),
+        Ok(Err(_)) => Err(MeshError::ShuttingDown),
+        Err(_) => Err(MeshError::NotLeader),
     }
 }
 

@@ -158,9 +158,6 @@ pub async fn run(config: Config, tuning: Tuning, shutdown: CancellationToken) ->
         ..Default::default()
     };
     let spool = open_spool(&config, tuning.clock.now())?;
-    if spool.recovery().records > 0 {
-        info!(records = spool.recovery().records, "recovered unacknowledged results from the spool");
-    }
 
     let tracker = TaskTracker::new();
     let stop_tasks = shutdown.child_token();
@@ -232,12 +229,28 @@ fn open_spool(config: &Config, now: SystemTime) -> Result<Spool<ProtoCodec>, Spo
         })
     };
     let spool = open(1)?;
-    if spool.stats().pending_records > 0 {
-        return Ok(spool);
-    }
-    let floor = spool.stats().next_seq.max(unix_us(now).max(1) as u64);
-    spool.close()?;
-    open(floor)
+    // The last number the previous run handed out (0: none): acknowledged,
+    // or waiting among the recovered records.
+    let stats = spool.stats();
+    let previous_last_seq =
+        spool.unacked().last().map_or(stats.done_through, |u| u.seq.max(stats.done_through));
+    let spool = if stats.pending_records > 0 {
+        spool
+    } else {
+        let floor = stats.next_seq.max(unix_us(now).max(1) as u64);
+        spool.close()?;
+        open(floor)?
+    };
+    // Always said: an operator (or a test) comparing sequence numbers with
+    // the coordinators' ledger (`vantagectl probe list --json`) needs where
+    // each run starts and where the previous one ended.
+    info!(
+        recovered = spool.recovery().records,
+        previous_last_seq,
+        next_seq = spool.stats().next_seq,
+        "spool opened (recovered: unacknowledged results to resend)"
+    );
+    Ok(spool)
 }
 
 /// Reads the probe token: the file's first line, trimmed.
@@ -323,9 +336,19 @@ struct Session {
 
 impl Agent {
     async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), AgentError> {
+        // The backoff grows once per round over every known coordinator,
+        // not per attempt: after a failover the dead leader and followers
+        // still naming it are passed over at once instead of pushing the
+        // next try seconds away.
         let mut attempt: u32 = 0;
+        let mut failures_in_round = 0usize;
         let mut redirect: Option<String> = None;
         let mut redirects_in_a_row = 0u32;
+        let mut leaderless_in_a_row = 0u32;
+        // After losing a session that worked, reconnect attempts stay quick
+        // for a while: the likely cause is a leader failover, over within
+        // an election or two.
+        let mut quick_until: Option<Instant> = None;
         loop {
             let target = match redirect.take() {
                 Some(leader) => leader,
@@ -340,22 +363,45 @@ impl Agent {
                 SessionEnd::Redirect(leader) => {
                     redirects_in_a_row += 1;
                     info!(from = %target, leader = leader.as_deref().unwrap_or("unknown"), "redirected to the leader");
+                    let known_leader = leader.is_some();
                     redirect = leader.and_then(|l| self.learn(&l));
                     if redirect.is_some() && redirects_in_a_row <= 3 {
+                        continue;
+                    }
+                    // No leader known: an election is under way and usually
+                    // ends within a few hundred ms; ask again soon, without
+                    // growing the backoff, for a bounded number of times.
+                    if !known_leader && leaderless_in_a_row < LEADERLESS_RETRIES {
+                        leaderless_in_a_row += 1;
+                        let delay = self.backoff(0).max(self.tuning.backoff_first / 2);
+                        if self.drive(tokio::time::sleep(delay), shutdown).await.is_none() {
+                            return Ok(());
+                        }
                         continue;
                     }
                 }
                 SessionEnd::Failed { welcomed, reason } => {
                     redirects_in_a_row = 0;
                     if welcomed {
-                        attempt = 0;
+                        (attempt, failures_in_round, leaderless_in_a_row) = (0, 0, 0);
                         self.disconnected_since = Some(Instant::now());
+                        quick_until = Some(Instant::now() + FAILOVER_WINDOW);
                     }
                     warn!(coordinator = %target, %reason, "coordinator session ended; reconnecting");
                 }
             }
-            let delay = self.backoff(attempt);
-            attempt = attempt.saturating_add(1);
+            failures_in_round += 1;
+            let quick = quick_until.is_some_and(|until| Instant::now() < until);
+            let delay = if quick {
+                self.backoff(0).max(self.tuning.backoff_first / 2)
+            } else if failures_in_round < self.known.len() {
+                self.backoff(0)
+            } else {
+                failures_in_round = 0;
+                let delay = self.backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                delay
+            };
             debug!(?delay, attempt, "waiting before reconnecting");
             let slept = self.drive(tokio::time::sleep(delay), shutdown).await;
             if let Some(e) = self.fatal.take() {
@@ -604,8 +650,12 @@ impl Agent {
                 Ok(Ok(None) | Err(_)) | Err(_) => break,
             }
         }
-        let unacked = self.spool.stats().pending_records;
-        info!(unacked, "session closed for shutdown");
+        let stats = self.spool.stats();
+        // The last number handed out: with unacked = 0, every result up to
+        // it was acknowledged (an operator or a test can compare it with the
+        // coordinators' ledger in `vantagectl probe list --json`).
+        let last_seq = stats.next_seq.saturating_sub(1);
+        info!(unacked = stats.pending_records, last_seq, "session closed for shutdown");
     }
 
     /// Sends unsent results in batches while the outbound queue has room.
@@ -758,6 +808,16 @@ impl Agent {
         full_jitter(self.tuning.backoff_first, self.tuning.backoff_max, attempt, &mut self.seed)
     }
 }
+
+/// How long after losing a working session reconnect attempts stay at the
+/// first backoff step (50–100 ms apart) instead of growing: a failover's
+/// election and the followers learning the new leader fit well within it.
+const FAILOVER_WINDOW: Duration = Duration::from_secs(5);
+
+/// How many times in a row a probe told "no leader known" asks again after
+/// a short pause before the backoff grows (about 1.5 s of elections; a
+/// cluster without a quorum is then polled at the normal backoff).
+const LEADERLESS_RETRIES: u32 = 20;
 
 /// The largest coordinator message accepted (a full assignment of 100,000
 /// endpoints is about 10 MiB).

@@ -1,0 +1,266 @@
+//! A Vantage deployment as an operator runs it, from real processes: a
+//! coordinator cluster with TLS on loopback (`vantage-coordinator certs
+//! init` and `run`), the real `vantagectl`, and `vantage-probe run` agents;
+//! each killable with SIGKILL (a crash) or SIGTERM.
+//!
+//! Every file lives in one temporary directory: `pki/`, `nodeN.toml`,
+//! `data/nodeN`, `admin.token`, and per probe `NAME.toml`, `NAME.token`,
+//! `spool-NAME/`; each process logs to `NAME.log` there, and
+//! [`Deployment::logs`] gathers their last lines for assertion messages.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use serde_json::Value;
+
+use crate::process::{free_ports, workspace_bin, ChildGuard};
+
+/// A coordinator cluster, its admin CLI and probe agents.
+pub struct Deployment {
+    dir: tempfile::TempDir,
+    coordinator: PathBuf,
+    ctl: PathBuf,
+    probe: PathBuf,
+    /// Per node: api, raft and http ports.
+    ports: Vec<[u16; 3]>,
+    nodes: Vec<Option<ChildGuard>>,
+    probes: BTreeMap<String, Option<ChildGuard>>,
+}
+
+impl Deployment {
+    /// Certificates and `nodes` configs (all initial members; `tables` is
+    /// appended to each, e.g. `[raft]` and `[mesh]` settings), then every
+    /// node started.
+    pub fn start(nodes: usize, tables: &str) -> anyhow::Result<Deployment> {
+        let dir = tempfile::tempdir()?;
+        let coordinator = workspace_bin("vantage-coordinator")?;
+        let out = Command::new(&coordinator)
+            .args(["certs", "init", "--dir", "pki", "--nodes", &nodes.to_string()])
+            .current_dir(dir.path())
+            .output()?;
+        ensure!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
+        let free = free_ports(3 * nodes)?;
+        let ports: Vec<[u16; 3]> = free.chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
+        let peers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, [api, raft, _])| {
+                format!(
+                    "[[peers]]\nid = {}\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\n",
+                    i + 1
+                )
+            })
+            .collect();
+        for (i, [api, raft, http]) in ports.iter().enumerate() {
+            let n = i + 1;
+            let config = format!(
+                "node_id = {n}\ndata_dir = \"data/node{n}\"\napi_addr = \"127.0.0.1:{api}\"\n\
+                 raft_addr = \"127.0.0.1:{raft}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
+                 admin_token_file = \"admin.token\"\n\n{peers}\
+                 [tls]\nca_file = \"pki/ca.pem\"\ncert_file = \"pki/node-{n}.pem\"\nkey_file = \"pki/node-{n}-key.pem\"\n\n\
+                 {tables}\n"
+            );
+            std::fs::write(dir.path().join(format!("node{n}.toml")), config)?;
+        }
+        let mut deployment = Deployment {
+            dir,
+            coordinator,
+            ctl: workspace_bin("vantagectl")?,
+            probe: workspace_bin("vantage-probe")?,
+            ports,
+            nodes: (0..nodes).map(|_| None).collect(),
+            probes: BTreeMap::new(),
+        };
+        for n in 1..=nodes {
+            deployment.start_node(n)?;
+        }
+        Ok(deployment)
+    }
+
+    /// The directory every file is in.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Node `n`'s API address as a URL.
+    pub fn api(&self, n: usize) -> String {
+        format!("https://127.0.0.1:{}", self.ports[n - 1][0])
+    }
+
+    /// Node `n`'s HTTP address (status page, JSON API, /healthz).
+    pub fn http(&self, n: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[n - 1][2])
+    }
+
+    /// Starts (or restarts) node `n`.
+    pub fn start_node(&mut self, n: usize) -> anyhow::Result<()> {
+        let mut command = Command::new(&self.coordinator);
+        command
+            .args(["run", "--config", &format!("node{n}.toml")])
+            .current_dir(self.path())
+            .env("VANTAGE_LOG", "info");
+        let log = self.path().join(format!("node{n}.log"));
+        self.nodes[n - 1] = Some(ChildGuard::spawn(format!("node {n}"), command, &log)?);
+        Ok(())
+    }
+
+    /// SIGKILLs node `n`.
+    pub fn kill_node(&mut self, n: usize) {
+        if let Some(mut node) = self.nodes[n - 1].take() {
+            node.kill();
+        }
+    }
+
+    /// The nodes running now.
+    pub fn running_nodes(&self) -> Vec<usize> {
+        (1..=self.nodes.len()).filter(|&n| self.nodes[n - 1].is_some()).collect()
+    }
+
+    /// Runs vantagectl against node `n`.
+    pub fn ctl(&self, n: usize, args: &[&str]) -> anyhow::Result<Output> {
+        let token = self.path().join("admin.token");
+        let ca = self.path().join("pki/ca.pem");
+        Ok(Command::new(&self.ctl)
+            .args(["--server", &self.api(n)])
+            .args(["--ca", &ca.to_string_lossy(), "--token-file", &token.to_string_lossy()])
+            .args(args)
+            .current_dir(self.path())
+            .output()?)
+    }
+
+    /// Runs vantagectl against node `n` and returns its standard output;
+    /// a failure's error carries its output and the processes' logs.
+    pub fn ok(&self, n: usize, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.ctl(n, args)?;
+        ensure!(
+            out.status.success(),
+            "vantagectl {args:?} against node {n} failed ({:?}): {}{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// Like [`Deployment::ok`] with `--json`, parsed.
+    pub fn json(&self, n: usize, args: &[&str]) -> anyhow::Result<Value> {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let text = self.ok(n, &args)?;
+        serde_json::from_str(&text).with_context(|| format!("{args:?}: not JSON: {text}"))
+    }
+
+    /// Polls `cluster status --json` on the running nodes until one names a
+    /// running node as leader; returns it.
+    pub fn leader(&self, within: Duration) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + within;
+        loop {
+            for n in self.running_nodes() {
+                let Ok(out) = self.ctl(n, &["cluster", "status", "--json"]) else { continue };
+                if !out.status.success() {
+                    continue;
+                }
+                let status: Value = serde_json::from_slice(&out.stdout)?;
+                if let Some(leader) = status["leader_id"].as_u64().map(|id| id as usize) {
+                    if self.running_nodes().contains(&leader) {
+                        return Ok(leader);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no leader among the running nodes within {within:?}{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Issues a token for probe `name` in `region` and writes its token
+    /// file (0600) and config (every node listed; `extra` appended), without
+    /// starting it.
+    pub fn add_probe(
+        &mut self,
+        admin_node: usize,
+        name: &str,
+        region: &str,
+        extra: &str,
+    ) -> anyhow::Result<()> {
+        let issued =
+            self.json(admin_node, &["probe", "token", "create", "--probe", name, "--region", region])?;
+        let token = issued["token"].as_str().context("no token in the reply")?.to_string();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.token_file(name))?;
+        writeln!(file, "{token}")?;
+        let coordinators: Vec<String> =
+            (1..=self.nodes.len()).map(|n| format!("\"{}\"", self.api(n))).collect();
+        let config = format!(
+            "probe_id = \"{name}\"\nregion = \"{region}\"\ncoordinators = [{}]\n\
+             token_file = \"{name}.token\"\nca_file = \"pki/ca.pem\"\nspool_dir = \"spool-{name}\"\n{extra}\n",
+            coordinators.join(", ")
+        );
+        std::fs::write(self.path().join(format!("{name}.toml")), config)?;
+        self.probes.insert(name.to_string(), None);
+        Ok(())
+    }
+
+    fn token_file(&self, name: &str) -> PathBuf {
+        self.path().join(format!("{name}.token"))
+    }
+
+    /// Starts (or restarts) probe `name`, added before.
+    pub fn start_probe(&mut self, name: &str) -> anyhow::Result<()> {
+        ensure!(self.probes.contains_key(name), "probe {name} was never added");
+        let mut command = Command::new(&self.probe);
+        command
+            .args(["run", "--config", &format!("{name}.toml")])
+            .current_dir(self.path())
+            .env("VANTAGE_LOG", "info");
+        let log = self.path().join(format!("{name}.log"));
+        let child = ChildGuard::spawn(format!("probe {name}"), command, &log)?;
+        self.probes.insert(name.to_string(), Some(child));
+        Ok(())
+    }
+
+    /// SIGKILLs probe `name`.
+    pub fn kill_probe(&mut self, name: &str) {
+        if let Some(mut probe) = self.probes.get_mut(name).and_then(Option::take) {
+            probe.kill();
+        }
+    }
+
+    /// SIGTERMs probe `name` and waits for its exit.
+    pub fn stop_probe(&mut self, name: &str, within: Duration) -> anyhow::Result<ExitStatus> {
+        let mut probe = self.probes.get_mut(name).and_then(Option::take).context("not running")?;
+        probe.terminate(within)
+    }
+
+    /// The text of `file` in the directory ("" if absent).
+    pub fn log(&self, file: &str) -> String {
+        std::fs::read_to_string(self.path().join(file)).unwrap_or_default()
+    }
+
+    /// The last lines of every process's log.
+    pub fn logs(&self) -> String {
+        let mut files: Vec<String> = (1..=self.nodes.len()).map(|n| format!("node{n}.log")).collect();
+        files.extend(self.probes.keys().map(|name| format!("{name}.log")));
+        files
+            .iter()
+            .map(|f| {
+                let text = self.log(f);
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!(
+                    "\n--- {f} (last lines) ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    }
+}
