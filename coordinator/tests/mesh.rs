@@ -19,8 +19,8 @@ use tonic::{Code, Status};
 use vantage_coordinator::auth::token_hash;
 use vantage_coordinator::mesh::{Leadership, MemorySink, Mesh, MeshNode, MeshOptions};
 use vantage_coordinator::state::{
-    Command, CommandResponse, EndpointSpec, IdempotencyKey, MeshState, Outcome, ProbeId, ProbeSpec, Request,
-    UnixMillis,
+    Command, CommandResponse, EndpointId, EndpointSpec, IdempotencyKey, MeshState, Outcome, ProbeId,
+    ProbeSpec, Request, UnixMillis,
 };
 use vantage_core::clock::SystemWallClock;
 use vantage_proto::pb;
@@ -269,6 +269,40 @@ async fn t60_a_follower_redirects_to_the_leader() {
         .set_leadership(Leadership::Follower { leader_id: Some(3), leader_api_addr: Some("x:1".into()) });
     assert!(probe.wait_end().await.expect("closed").is_ok(), "redirected, then closed without an error");
     assert_eq!(probe.seen().redirect.as_ref().map(|r| r.leader_id), Some(Some(3)));
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn t65_a_replicated_pin_moves_the_endpoint_and_unpinning_moves_it_back() {
+    let mesh = TestMesh::start().await;
+    let probes = mesh.connect_all().await;
+    assert!(wait_until(Duration::from_secs(5), || one_owner_per_region(&probes)).await);
+    let endpoint = 1;
+    let owner = |probes: &BTreeMap<String, FakeProbe>| {
+        probes
+            .iter()
+            .find(|(n, p)| n.starts_with("eu") && p.endpoints().contains(&endpoint))
+            .map(|(n, _)| n.clone())
+    };
+    let hashed = owner(&probes).expect("eu owner");
+    let other = if hashed == "eu-1" { "eu-2" } else { "eu-1" };
+
+    // The pin is a replicated command: the leader reads it from the state.
+    mesh.node.apply(Command::PinEndpoint {
+        endpoint: EndpointId(endpoint),
+        region: "eu".into(),
+        probe: ProbeId(mesh.probe_ids[other]),
+    });
+    let moved = wait_until(Duration::from_secs(3), || owner(&probes).as_deref() == Some(other)).await;
+    assert!(moved, "pinned to {other}: {:?}", holdings(&probes));
+    assert!(one_owner_per_region(&probes), "still one owner per region");
+    let published = mesh.mesh.assignment();
+    assert!(published.assignment.unsatisfied_pins().is_empty());
+
+    mesh.node.apply(Command::UnpinEndpoint { endpoint: EndpointId(endpoint), region: None });
+    let back =
+        wait_until(Duration::from_secs(3), || owner(&probes).as_deref() == Some(hashed.as_str())).await;
+    assert!(back, "unpinned: back to {hashed}: {:?}", holdings(&probes));
     mesh.stop().await;
 }
 

@@ -13,7 +13,7 @@
 //! - Only the leader holds streams; a follower answers `Redirect` and
 //!   closes.
 //! - The leader recomputes the assignment ([`shard::assign`]) from the
-//!   replicated configuration, in-memory pins and the live set (connected,
+//!   replicated configuration (pins included) and the live set (connected,
 //!   or disconnected for less than `probe_grace`), debounced, whenever one
 //!   of them changes. Each stream pushes its probe a full set on connect,
 //!   then deltas against what it last sent.
@@ -47,7 +47,6 @@ use vantage_proto::pb;
 use crate::state::MeshState;
 
 pub use self::error::MeshError;
-pub use self::placement::Pins;
 pub use self::results::{AcceptedResult, MemorySink, RejectReason, ResultSink};
 pub use self::session::ProbeApi;
 
@@ -307,39 +306,6 @@ impl Mesh {
             .collect()
     }
 
-    /// Pins `endpoint_id` in `region` to `probe_id` (in this leader's
-    /// memory only: pins are not replicated yet).
-    pub fn pin(&self, endpoint_id: u64, region: &str, probe_id: u64) {
-        {
-            let mut inner = self.shared.lock();
-            inner.pins.entry(endpoint_id).or_default().insert(region.to_owned(), probe_id);
-            inner.pin_changes += 1;
-        }
-        self.shared.changed.notify_one();
-    }
-
-    /// Removes the pin of `endpoint_id` in `region`, or all its pins.
-    pub fn unpin(&self, endpoint_id: u64, region: Option<&str>) {
-        {
-            let mut inner = self.shared.lock();
-            inner.pin_changes += 1;
-            match region {
-                None => {
-                    inner.pins.remove(&endpoint_id);
-                }
-                Some(region) => {
-                    if let Some(pins) = inner.pins.get_mut(&endpoint_id) {
-                        pins.remove(region);
-                        if pins.is_empty() {
-                            inner.pins.remove(&endpoint_id);
-                        }
-                    }
-                }
-            }
-        }
-        self.shared.changed.notify_one();
-    }
-
     /// Asks every probe assigned to `endpoint_id`, in every region, to
     /// check it now; their results carry the returned ticket's id.
     pub fn check_now(&self, endpoint_id: u64) -> Result<CheckNowTicket, MeshError> {
@@ -403,7 +369,6 @@ impl Mesh {
         let mut last: Option<placement::Inputs> = None;
         let mut last_index = None;
         let mut last_live = None;
-        let mut last_pins_generation = u64::MAX;
         let mut was_leader = false;
         loop {
             tokio::select! {
@@ -420,15 +385,8 @@ impl Mesh {
                 self.assume_registered_probes_live();
             }
             let index = shared.node.applied_index();
-            let (live, pins_generation) = {
-                let inner = shared.lock();
-                (inner.live_set(Instant::now(), shared.options.probe_grace), inner.pins_generation())
-            };
-            if last.is_some()
-                && last_index == Some(index)
-                && last_live.as_ref() == Some(&live)
-                && last_pins_generation == pins_generation
-            {
+            let live = shared.lock().live_set(Instant::now(), shared.options.probe_grace);
+            if last.is_some() && last_index == Some(index) && last_live.as_ref() == Some(&live) {
                 continue;
             }
             // Let a burst of changes settle, then read them all at once.
@@ -437,17 +395,9 @@ impl Mesh {
                 () = tokio::time::sleep(shared.options.debounce) => {}
             }
             let index = shared.node.applied_index();
-            let (live, pins, pins_generation) = {
-                let inner = shared.lock();
-                (
-                    inner.live_set(Instant::now(), shared.options.probe_grace),
-                    inner.pins.clone(),
-                    inner.pins_generation(),
-                )
-            };
-            let inputs =
-                read(&*shared.node, |state| placement::inputs(state, &pins, |id| live.contains(&id)));
-            (last_index, last_live, last_pins_generation) = (Some(index), Some(live), pins_generation);
+            let live = shared.lock().live_set(Instant::now(), shared.options.probe_grace);
+            let inputs = read(&*shared.node, |state| placement::inputs(state, |id| live.contains(&id)));
+            (last_index, last_live) = (Some(index), Some(live));
             if last.as_ref() == Some(&inputs) {
                 continue;
             }
@@ -528,7 +478,7 @@ struct Shared {
     options: MeshOptions,
     inner: Mutex<Inner>,
     published: watch::Sender<Arc<Published>>,
-    /// Wakes the assignment task (a probe joined or left, a pin changed).
+    /// Wakes the assignment task (a probe joined or left).
     changed: Notify,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -558,19 +508,12 @@ struct Counters {
 struct Inner {
     sessions: BTreeMap<u64, Session>,
     dedup: HashMap<u64, results::SeqWindow>,
-    pins: Pins,
-    pin_changes: u64,
 }
 
 impl Inner {
     /// Probes connected, or disconnected for less than `grace`.
     fn live_set(&self, now: Instant, grace: Duration) -> BTreeSet<u64> {
         self.sessions.iter().filter(|(_, s)| s.is_live(now, grace)).map(|(&id, _)| id).collect()
-    }
-
-    /// Bumped by every pin change.
-    fn pins_generation(&self) -> u64 {
-        self.pin_changes
     }
 }
 
