@@ -22,12 +22,17 @@
 //!
 //! Modules: `session` (the service and one task per stream), [`results`]
 //! (validation, de-duplication, sinks), [`placement`] (assignment inputs
-//! from the state), `error` ([`MeshError`] and its one `Status` mapping),
-//! `node` ([`MeshNode`] for [`crate::node::ClusterNode`]).
+//! from the state), `check` (check-now and waiting for its results by
+//! request id: [`Mesh::check_endpoint`]), `rebalance` (ending grace periods
+//! and recomputing at once: [`Mesh::rebalance`]), `error` ([`MeshError`]
+//! and its one `Status` mapping), `node` ([`MeshNode`] for
+//! [`crate::node::ClusterNode`]).
 
+mod check;
 mod error;
 mod node;
 pub mod placement;
+mod rebalance;
 pub mod results;
 mod session;
 
@@ -46,7 +51,9 @@ use vantage_proto::pb;
 
 use crate::state::MeshState;
 
+pub use self::check::{CheckReport, ProbeOutcome, MAX_WAITERS, WAITER_CAPACITY};
 pub use self::error::MeshError;
+pub use self::rebalance::{RebalanceReport, ShardMove};
 pub use self::results::{AcceptedResult, MemorySink, RejectReason, ResultSink};
 pub use self::session::ProbeApi;
 
@@ -240,10 +247,15 @@ impl Mesh {
         let (published, _) = watch::channel(Arc::new(Published::default()));
         let first_version =
             clock.now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64).max(1);
+        // Results answering a CheckNow are shown to whoever waits for them
+        // (`check_endpoint`) on their way to the sink.
+        let waiters = Arc::new(check::Waiters::default());
+        let sink = Arc::new(check::TapSink { waiters: waiters.clone(), inner: sink });
         let shared = Arc::new(Shared {
             node,
             clock,
             sink,
+            waiters,
             options,
             inner: Mutex::new(Inner::default()),
             published,
@@ -309,14 +321,27 @@ impl Mesh {
     /// Asks every probe assigned to `endpoint_id`, in every region, to
     /// check it now; their results carry the returned ticket's id.
     pub fn check_now(&self, endpoint_id: u64) -> Result<CheckNowTicket, MeshError> {
+        self.send_check_now(endpoint_id, self.next_request_id())
+    }
+
+    /// Whether this node leads, and if not, who does.
+    pub fn leadership(&self) -> Leadership {
+        self.shared.node.leadership()
+    }
+
+    /// A request id no other CheckNow of this leader carries.
+    fn next_request_id(&self) -> String {
+        let version = self.assignment().version;
+        format!("chk-{version}-{}", self.shared.next_request.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn send_check_now(&self, endpoint_id: u64, request_id: String) -> Result<CheckNowTicket, MeshError> {
         if !matches!(self.shared.node.leadership(), Leadership::Leader) {
             return Err(MeshError::NotLeader);
         }
         let published = self.assignment();
         let regions =
             published.assignment.endpoint(endpoint_id).ok_or(MeshError::NotPlaced { endpoint_id })?;
-        let request_id =
-            format!("chk-{}-{}", published.version, self.shared.next_request.fetch_add(1, Ordering::Relaxed));
         let mut ticket = CheckNowTicket {
             request_id: request_id.clone(),
             sent: Vec::new(),
@@ -475,6 +500,7 @@ struct Shared {
     node: Arc<dyn MeshNode>,
     clock: Arc<dyn WallClock>,
     sink: Arc<dyn ResultSink>,
+    waiters: Arc<check::Waiters>,
     options: MeshOptions,
     inner: Mutex<Inner>,
     published: watch::Sender<Arc<Published>>,
