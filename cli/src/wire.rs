@@ -10,8 +10,9 @@ use vantage_proto::pb;
 
 use crate::error::Error;
 use crate::model::{
-    ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance, MaintenanceSpec, Probe,
-    ProbeToken, Region, Webhook, WebhookSpec,
+    Assignment, CheckReport, ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance,
+    MaintenanceSpec, PhasesMs, Pin, Pinned, Probe, ProbeToken, Rebalance, Region, RegionCheck, ShardList,
+    ShardMove, ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec,
 };
 
 /// A required field missing from a reply.
@@ -223,6 +224,153 @@ impl From<pb::ProbeInfo> for Probe {
 impl From<pb::CreateProbeTokenReply> for ProbeToken {
     fn from(r: pb::CreateProbeTokenReply) -> Self {
         ProbeToken { probe_id: r.probe_id, token: r.token, rotated: r.rotated }
+    }
+}
+
+impl From<pb::ListShardsReply> for ShardList {
+    fn from(r: pb::ListShardsReply) -> Self {
+        ShardList {
+            assignment_version: r.assignment_version,
+            shards: r
+                .shards
+                .into_iter()
+                .map(|s| ShardRow {
+                    endpoint_id: s.endpoint_id,
+                    endpoint: s.endpoint,
+                    region: s.region,
+                    probe_id: s.probe_id,
+                    probe: s.probe,
+                    pinned: s.pinned,
+                    connected: s.connected,
+                })
+                .collect(),
+            uncovered: r
+                .uncovered
+                .into_iter()
+                .map(|u| UncoveredShard {
+                    endpoint_id: u.endpoint_id,
+                    endpoint: u.endpoint,
+                    region: u.region,
+                })
+                .collect(),
+            uncovered_regions: r.uncovered_regions,
+        }
+    }
+}
+
+impl From<pb::ShowShardReply> for ShardView {
+    fn from(r: pb::ShowShardReply) -> Self {
+        let mut assignments = Vec::new();
+        let mut uncovered_regions = Vec::new();
+        let mut pins = Vec::new();
+        for region in r.regions {
+            if region.probes.is_empty() {
+                uncovered_regions.push(region.region.clone());
+            }
+            for p in region.probes {
+                assignments.push(Assignment {
+                    region: region.region.clone(),
+                    probe: p.probe,
+                    probe_id: p.probe_id,
+                    pinned: p.pinned,
+                    connected: p.connected,
+                });
+            }
+            if region.pinned_probe_id != 0 {
+                pins.push(Pin {
+                    region: region.region,
+                    probe: region.pinned_probe,
+                    probe_id: region.pinned_probe_id,
+                    problem: Some(region.pin_problem).filter(|p| !p.is_empty()),
+                });
+            }
+        }
+        ShardView {
+            endpoint: r.endpoint,
+            endpoint_id: r.endpoint_id,
+            assignment_version: r.assignment_version,
+            paused: r.paused,
+            assignments,
+            uncovered_regions,
+            pins,
+        }
+    }
+}
+
+impl From<pb::PinShardReply> for Pinned {
+    fn from(r: pb::PinShardReply) -> Self {
+        Pinned {
+            endpoint_id: r.endpoint_id,
+            endpoint: r.endpoint,
+            region: r.region,
+            probe_id: r.probe_id,
+            probe: r.probe,
+            changed: r.changed,
+        }
+    }
+}
+
+impl From<pb::UnpinShardReply> for Unpinned {
+    fn from(r: pb::UnpinShardReply) -> Self {
+        Unpinned { endpoint_id: r.endpoint_id, endpoint: r.endpoint, regions: r.regions }
+    }
+}
+
+impl From<pb::RebalanceReply> for Rebalance {
+    fn from(r: pb::RebalanceReply) -> Self {
+        Rebalance {
+            dry_run: r.dry_run,
+            expired_probes: r.expired_probes,
+            moved: r.regions.into_iter().map(|m| (m.region, m.endpoints_moved)).collect(),
+            moves: r
+                .moves
+                .into_iter()
+                .map(|m| ShardMove {
+                    endpoint_id: m.endpoint_id,
+                    endpoint: m.endpoint,
+                    region: m.region,
+                    from: m.from,
+                    to: m.to,
+                })
+                .collect(),
+            assignment_version: r.assignment_version,
+        }
+    }
+}
+
+impl From<pb::CheckEndpointReply> for CheckReport {
+    fn from(r: pb::CheckEndpointReply) -> Self {
+        let regions: Vec<RegionCheck> = r
+            .regions
+            .into_iter()
+            .map(|c| {
+                let answered = matches!(c.outcome.as_str(), "ok" | "failed") && c.total_ms > 0.0;
+                RegionCheck {
+                    region: c.region,
+                    probe: Some(c.probe).filter(|p| !p.is_empty()),
+                    probe_id: Some(c.probe_id).filter(|&id| id != 0),
+                    outcome: c.outcome,
+                    error_kind: Some(c.error_kind).filter(|k| !k.is_empty()),
+                    message: c.message,
+                    status_code: c.status_code,
+                    phases_ms: answered.then_some(PhasesMs {
+                        dns: c.dns_ms,
+                        connect: c.connect_ms,
+                        tls: c.tls_ms,
+                        ttfb: c.ttfb_ms,
+                        transfer: c.transfer_ms,
+                        total: c.total_ms,
+                    }),
+                }
+            })
+            .collect();
+        CheckReport {
+            endpoint_id: r.endpoint_id,
+            endpoint: r.endpoint,
+            request_id: r.request_id,
+            ok: !regions.is_empty() && regions.iter().all(RegionCheck::is_ok),
+            regions,
+        }
     }
 }
 
