@@ -397,6 +397,68 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_view_lists_assignments_uncovered_regions_and_pins_with_their_problem() {
+        let reply = pb::ShowShardReply {
+            endpoint_id: 3,
+            endpoint: "api".into(),
+            assignment_version: 9,
+            paused: false,
+            regions: vec![
+                pb::RegionShard {
+                    region: "eu".into(),
+                    probes: vec![pb::ShardProbe {
+                        probe_id: 1,
+                        probe: "eu-1".into(),
+                        pinned: false,
+                        connected: true,
+                    }],
+                    pinned_probe_id: 2,
+                    pinned_probe: "eu-2".into(),
+                    pin_problem: "the pinned probe is not eligible".into(),
+                },
+                pb::RegionShard { region: "us".into(), ..Default::default() },
+            ],
+        };
+        let view = ShardView::from(reply);
+        assert_eq!(view.assignments.len(), 1);
+        assert_eq!((view.assignments[0].region.as_str(), view.assignments[0].probe.as_str()), ("eu", "eu-1"));
+        assert_eq!(view.uncovered_regions, ["us"]);
+        assert_eq!(view.pins.len(), 1);
+        assert_eq!(view.pins[0].problem.as_deref(), Some("the pinned probe is not eligible"));
+        assert_eq!(
+            crate::output::shard_view_text(&view),
+            "endpoint api (id 3), assignment version 9\n\
+             REGION  PROBE  PINNED  CONNECTED\n\
+             eu      eu-1   no      yes\n\
+             us      -      -       uncovered: no live probe\n\
+             pinned in eu to eu-2, not honoured now: the pinned probe is not eligible; hashing chose instead\n"
+        );
+    }
+
+    #[test]
+    fn a_check_row_without_an_answer_has_no_phases() {
+        let reply = pb::CheckEndpointReply {
+            endpoint_id: 1,
+            endpoint: "web".into(),
+            request_id: "chk-1-1".into(),
+            regions: vec![
+                pb::RegionCheck {
+                    region: "eu".into(),
+                    outcome: "ok".into(),
+                    total_ms: 3.0,
+                    ..Default::default()
+                },
+                pb::RegionCheck { region: "us".into(), outcome: "timed_out".into(), ..Default::default() },
+            ],
+        };
+        let report = CheckReport::from(reply);
+        assert!(!report.ok, "one region did not answer");
+        assert_eq!(report.regions[0].phases_ms.map(|p| p.total), Some(3.0));
+        assert_eq!(report.regions[1].phases_ms, None);
+        assert_eq!(report.regions[1].probe, None);
+    }
+
+    #[test]
     fn a_reply_without_its_object_is_a_clear_error() {
         let err = Endpoint::try_from(pb::EndpointReply::default()).unwrap_err();
         assert_eq!(
