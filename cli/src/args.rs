@@ -38,7 +38,8 @@ Each change carries an idempotency key and is retried (at most 3 attempts)
 with the same key when the coordinator is unavailable or slow, so it is never
 applied twice.
 
-Exit status: 0 success, 1 failure, 2 bad usage.
+Exit status: 0 success, 1 failure, 2 bad usage (`check`: 0 every region ok,
+1 a region failed, 2 the check could not run).
 
 Examples:
   vantagectl endpoint add api https://api.example.com/health --interval 30s --timeout 5s
@@ -100,6 +101,14 @@ pub enum Command {
     /// Maintenance windows (no alerts for the endpoints they cover).
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Shards: which probe checks which endpoint from each region; pin and
+    /// rebalance.
+    #[command(subcommand, after_long_help = SHARD_HELP)]
+    Shard(ShardCommand),
+    /// Check an endpoint now from every region and show each region's
+    /// result and timing phases: "is it down, or just from one region?".
+    #[command(after_long_help = CHECK_HELP)]
+    Check(CheckArgs),
     /// The coordinator cluster's membership and leadership.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -300,6 +309,112 @@ pub enum ProbeTokenCommand {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
         weight: Option<u32>,
     },
+}
+
+const SHARD_HELP: &str = "\
+How endpoints are placed: each endpoint is checked from every region it lists
+(every region by default) by one probe per region. Within a region the leader
+picks the probe by weighted rendezvous hashing over the live, undrained probes,
+so the same probes always get the same endpoints, and a probe joining or
+leaving moves only its own share. A disconnected probe keeps its endpoints for
+probe_grace (15 s by default) so a restart moves nothing.
+
+When to pin: to make one probe check an endpoint in a region (the probe next to
+the service, a probe on a special network, reproducing a regional problem). A
+pin holds while the probe is connected (or within its grace period) and not
+drained; meanwhile the region falls back to hashing and `shard show` says why.
+Pins are replicated: they survive leader changes.
+
+When to rebalance: the assignment already follows from its inputs; rebalance
+only stops waiting. It ends the grace period of every disconnected probe (you
+know it is not coming back soon), so its endpoints move to its region's other
+probes now rather than after probe_grace, and reports how many moved per
+region. Try --dry-run first.
+
+The assignment lives in the leader's memory: list, show and rebalance are
+answered by the leader (vantagectl asks a follower, learns where the leader
+is, and asks it once more with the same TLS and token settings).
+
+Examples:
+  vantagectl shard list --region eu-west
+  vantagectl shard show api --json
+  vantagectl shard pin api --region eu-west --probe eu-west-2
+  vantagectl shard unpin api --region eu-west
+  vantagectl shard rebalance --dry-run";
+
+const CHECK_HELP: &str = "\
+The leader sends a check-now to the probe assigned to the endpoint in each
+region, waits for their results (at most the endpoint's timeout + 5 s), and
+prints one row per region: the outcome and the timing phases in milliseconds
+(dns, connect, tls, time to first byte, transfer, total). Regions whose probe
+did not answer in time, is disconnected, or that have no probe at all get a row
+saying so.
+
+Exit status: 0 every region ok, 1 at least one region failed (or did not
+answer), 2 the check could not run (bad usage, coordinator unreachable,
+endpoint unknown or paused).
+
+Examples:
+  vantagectl check api
+  vantagectl check 3 --json";
+
+/// `vantagectl shard …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ShardCommand {
+    /// List who checks what: one row per endpoint, region and probe, then
+    /// the endpoint regions nobody checks.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only this region.
+        #[arg(long, value_name = "REGION", value_parser = parse_region_name)]
+        region: Option<String>,
+        /// Only the endpoints of this probe (name or id).
+        #[arg(long, value_name = "NAME|ID")]
+        probe: Option<String>,
+    },
+    /// Show one endpoint: its probe in each region, pinned or not,
+    /// connected or not, and why a pin is not honoured.
+    Show(EndpointRefArgs),
+    /// Pin an endpoint in a region to a probe of that region (replaces an
+    /// earlier pin in that region). The probe keeps it while connected and
+    /// not drained; otherwise the region falls back to hashing.
+    Pin {
+        /// The endpoint's name or id.
+        #[arg(value_name = "NAME|ID")]
+        endpoint: String,
+        /// A region the endpoint is checked from.
+        #[arg(long, value_name = "REGION", value_parser = parse_region_name)]
+        region: String,
+        /// A probe of that region (name or id).
+        #[arg(long, value_name = "NAME|ID")]
+        probe: String,
+    },
+    /// Remove an endpoint's pin in one region, or all its pins; the region
+    /// goes back to hashing.
+    Unpin {
+        /// The endpoint's name or id.
+        #[arg(value_name = "NAME|ID")]
+        endpoint: String,
+        /// Only the pin in this region (default: every region).
+        #[arg(long, value_name = "REGION", value_parser = parse_region_name)]
+        region: Option<String>,
+    },
+    /// Move the endpoints of disconnected probes now instead of after
+    /// probe_grace, and recompute at once; prints how many endpoints moved
+    /// per region.
+    Rebalance {
+        /// Show what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `vantagectl check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The endpoint's name or id.
+    #[arg(value_name = "NAME|ID")]
+    pub endpoint: String,
 }
 
 /// `vantagectl webhook …`.

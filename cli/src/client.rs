@@ -1,6 +1,7 @@
 //! The AdminService client: one connection, the bearer token on every call,
 //! a deadline per call, and bounded retries that reuse the change's
-//! idempotency key.
+//! idempotency key. Calls only the leader answers (the shard calls and
+//! `check`) follow a follower's pointer to the leader once.
 //!
 //! Every method takes and returns [`crate::model`] types; protobuf messages
 //! are built and read here and in [`crate::wire`] only.
@@ -19,8 +20,8 @@ use vantage_proto::pb::admin_service_client::AdminServiceClient;
 use crate::error::{CallContext, Error};
 use crate::keys::IdempotencyKey;
 use crate::model::{
-    ClusterStatus, Endpoint, EndpointSpec, LiveState, Maintenance, MaintenanceSpec, Probe, ProbeToken,
-    Region, Webhook, WebhookSpec,
+    CheckReport, ClusterStatus, Endpoint, EndpointSpec, LiveState, Maintenance, MaintenanceSpec, Pinned,
+    Probe, ProbeToken, Rebalance, Region, ShardList, ShardView, Unpinned, Webhook, WebhookSpec,
 };
 use crate::wire::webhook_spec_to_wire;
 
@@ -96,12 +97,22 @@ impl Removed {
 
 type Client = AdminServiceClient<InterceptedService<Channel, BearerToken>>;
 
+/// The metadata key in which a follower names the leader's API address
+/// (`HOST:PORT`) when it refuses a call only the leader answers.
+pub const LEADER_API_METADATA: &str = "vantage-leader-api";
+
+/// How much longer than `--call-timeout` a `check` call may take: the
+/// coordinator waits up to 60 s for the probes' results.
+pub const CHECK_EXTRA_TIME: Duration = Duration::from_secs(65);
+
 /// A connection to one coordinator's AdminService.
 #[derive(Debug, Clone)]
 pub struct AdminClient {
     client: Client,
     context: CallContext,
     retry: RetryPolicy,
+    /// Kept to connect to the leader with the same TLS and token settings.
+    options: ConnectOptions,
 }
 
 impl AdminClient {
@@ -143,6 +154,7 @@ impl AdminClient {
                 call_timeout: options.call_timeout,
             },
             retry: options.retry,
+            options: options.clone(),
         })
     }
 
@@ -361,6 +373,76 @@ impl AdminClient {
         })
     }
 
+    /// Who checks what, from the leader's assignment; `region` and `probe`
+    /// filter.
+    pub async fn list_shards(&self, region: Option<&str>, probe: Option<&str>) -> Result<ShardList, Error> {
+        let request = pb::ListShardsRequest {
+            region: region.unwrap_or_default().to_string(),
+            probe: probe.unwrap_or_default().to_string(),
+        };
+        let timeout = self.context.call_timeout;
+        Ok(self.leader_call(request, timeout, |mut c, r| async move { c.list_shards(r).await }).await?.into())
+    }
+
+    /// One endpoint's probes, region by region.
+    pub async fn show_shard(&self, id_or_name: &str) -> Result<ShardView, Error> {
+        let request = pb::ShowShardRequest { endpoint: Some(endpoint_ref(id_or_name)) };
+        let timeout = self.context.call_timeout;
+        Ok(self.leader_call(request, timeout, |mut c, r| async move { c.show_shard(r).await }).await?.into())
+    }
+
+    /// Pins an endpoint in a region to a probe.
+    pub async fn pin_shard(
+        &self,
+        id_or_name: &str,
+        region: &str,
+        probe: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Pinned, Error> {
+        let request = pb::PinShardRequest {
+            mutation: Some(mutation(key)),
+            endpoint: Some(endpoint_ref(id_or_name)),
+            region: region.to_string(),
+            probe: probe.to_string(),
+        };
+        Ok(self.call(request, |mut c, r| async move { c.pin_shard(r).await }).await?.into())
+    }
+
+    /// Removes an endpoint's pin in `region`, or all its pins.
+    pub async fn unpin_shard(
+        &self,
+        id_or_name: &str,
+        region: Option<&str>,
+        key: &IdempotencyKey,
+    ) -> Result<Unpinned, Error> {
+        let request = pb::UnpinShardRequest {
+            mutation: Some(mutation(key)),
+            endpoint: Some(endpoint_ref(id_or_name)),
+            region: region.unwrap_or_default().to_string(),
+        };
+        Ok(self.call(request, |mut c, r| async move { c.unpin_shard(r).await }).await?.into())
+    }
+
+    /// Ends the grace period of disconnected probes and recomputes now
+    /// (`dry_run`: only reports what would move).
+    pub async fn rebalance(&self, dry_run: bool) -> Result<Rebalance, Error> {
+        let request = pb::RebalanceRequest { dry_run };
+        let timeout = self.context.call_timeout;
+        Ok(self.leader_call(request, timeout, |mut c, r| async move { c.rebalance(r).await }).await?.into())
+    }
+
+    /// Checks an endpoint now from every region. The call may take up to
+    /// [`CHECK_EXTRA_TIME`] longer than `--call-timeout`: the coordinator
+    /// waits for the probes.
+    pub async fn check_endpoint(&self, id_or_name: &str) -> Result<CheckReport, Error> {
+        let request = pb::CheckEndpointRequest { endpoint: Some(endpoint_ref(id_or_name)) };
+        let timeout = self.context.call_timeout + CHECK_EXTRA_TIME;
+        Ok(self
+            .leader_call(request, timeout, |mut c, r| async move { c.check_endpoint(r).await })
+            .await?
+            .into())
+    }
+
     /// The cluster as the answering node sees it.
     pub async fn cluster_status(&self) -> Result<ClusterStatus, Error> {
         let reply = self
@@ -445,6 +527,41 @@ impl AdminClient {
         }
     }
 
+    /// A call only the leader can answer. A follower refuses it naming the
+    /// leader's address; the call is then sent once more, to the leader,
+    /// over a new connection with the same TLS files and token.
+    async fn leader_call<Req, Resp, Fut>(
+        &self,
+        request: Req,
+        timeout: Duration,
+        send: impl Fn(Client, Request<Req>) -> Fut,
+    ) -> Result<Resp, Error>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        match self.attempts_within(request.clone(), timeout, &send).await {
+            Ok(reply) => Ok(reply),
+            Err(Failure { leader: Some(addr), error, .. }) => match self.at_leader(&addr) {
+                Some(leader) => leader.attempts_within(request, timeout, &send).await.map_err(|f| f.error),
+                None => Err(error),
+            },
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// A client for the leader at `addr` (`HOST:PORT`) with this client's
+    /// scheme, TLS files, token and timeouts; `None` when that is where
+    /// this client already goes, or the address is unusable.
+    fn at_leader(&self, addr: &str) -> Option<AdminClient> {
+        let scheme = self.options.server.split_once("://").map_or("http", |(scheme, _)| scheme);
+        let server = format!("{scheme}://{addr}");
+        if server.trim_end_matches('/') == self.options.server.trim_end_matches('/') {
+            return None;
+        }
+        AdminClient::connect(&ConnectOptions { server, ..self.options.clone() }).ok()
+    }
+
     async fn attempts<Req, Resp, Fut>(
         &self,
         request: Req,
@@ -454,25 +571,43 @@ impl AdminClient {
         Req: Clone,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
+        self.attempts_within(request, self.context.call_timeout, send).await
+    }
+
+    async fn attempts_within<Req, Resp, Fut>(
+        &self,
+        request: Req,
+        timeout: Duration,
+        send: impl Fn(Client, Request<Req>) -> Fut,
+    ) -> Result<Resp, Failure>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let context = CallContext { call_timeout: timeout, ..self.context.clone() };
         let mut backoff = self.retry.first_backoff;
         let mut attempt = 1;
         let mut after_transient = false;
         loop {
             let mut message = Request::new(request.clone());
-            message.set_timeout(self.context.call_timeout);
-            let answer =
-                tokio::time::timeout(self.context.call_timeout, send(self.client.clone(), message)).await;
+            message.set_timeout(timeout);
+            let answer = tokio::time::timeout(timeout, send(self.client.clone(), message)).await;
             let error = match answer {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) if is_transient(&status) => self.context.error_from_status(&status),
+                Ok(Err(status)) if is_transient(&status) => context.error_from_status(&status),
                 Ok(Err(status)) => {
-                    let error = self.context.error_from_status(&status);
-                    return Err(Failure { error, code: Some(status.code()), after_transient });
+                    let error = context.error_from_status(&status);
+                    let leader = (status.code() == Code::FailedPrecondition)
+                        .then(|| status.metadata().get(LEADER_API_METADATA))
+                        .flatten()
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    return Err(Failure { error, code: Some(status.code()), after_transient, leader });
                 }
-                Err(_elapsed) => self.context.timed_out(),
+                Err(_elapsed) => context.timed_out(),
             };
             if attempt >= self.retry.attempts.max(1) {
-                return Err(Failure { error, code: None, after_transient });
+                return Err(Failure { error, code: None, after_transient, leader: None });
             }
             after_transient = true;
             tokio::time::sleep(backoff).await;
@@ -490,6 +625,9 @@ struct Failure {
     /// Whether an earlier attempt failed transiently (so its change may
     /// have been applied).
     after_transient: bool,
+    /// The leader's API address, when a follower refused the call for not
+    /// leading.
+    leader: Option<String>,
 }
 
 /// Failures worth another attempt: no coordinator (yet), or no answer in

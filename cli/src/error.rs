@@ -127,6 +127,22 @@ pub enum Error {
         /// The first of them.
         first: String,
     },
+    /// `check` ran, and at least one region failed or did not answer.
+    #[error("{failed} of {total} region(s) did not pass the check")]
+    CheckFailed {
+        /// Rows that are not `ok`.
+        failed: usize,
+        /// Rows in all.
+        total: usize,
+    },
+    /// `check` could not run at all (coordinator unreachable, unknown or
+    /// paused endpoint, …). Exit status 2, so that 1 means "the endpoint
+    /// failed" and nothing else.
+    #[error("{source}")]
+    CheckNotRun {
+        /// Why.
+        source: Box<Error>,
+    },
     /// No random idempotency key could be made.
     #[error("the operating system's random number generator failed; cannot make an idempotency key")]
     NoRandomness,
@@ -140,11 +156,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit status for this error: 2 for usage errors, 1 for
-    /// every other failure.
+    /// The process exit status for this error: 2 for usage errors (and a
+    /// `check` that could not run), 1 for every other failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage { .. } => 2,
+            Error::Usage { .. } | Error::CheckNotRun { .. } => 2,
             Error::Apply { source, .. } => source.exit_code(),
             _ => 1,
         }
@@ -271,6 +287,8 @@ mod tests {
             (Error::DocumentSyntax { path: "a".into(), line: 1, column: 1, message: "m".into() }, 1),
             (Error::Output { source: io::Error::other("pipe") }, 1),
             (ctx(true).error_from_status(&Status::unavailable("no leader")), 1),
+            (Error::CheckFailed { failed: 1, total: 3 }, 1),
+            (Error::CheckNotRun { source: Box::new(ctx(true).timed_out()) }, 2),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit_code(), code, "{error}");

@@ -1,5 +1,6 @@
-//! `vantagectl`, the Vantage admin CLI: endpoints, regions, webhooks,
-//! maintenance windows and the coordinator cluster, managed over the
+//! `vantagectl`, the Vantage admin CLI: endpoints, regions, probes, shards
+//! (who checks what; pins; rebalance), check-now from every region,
+//! webhooks, maintenance windows and the coordinator cluster, managed over the
 //! coordinator's AdminService (gRPC), plus configuration as code (`apply`,
 //! `export`).
 //!
@@ -74,6 +75,8 @@ pub async fn run(
         Command::Probe(command) => cmd::probe::run(&ctx, command, out).await?,
         Command::Webhook(command) => cmd::webhook::run(&ctx, command, out).await?,
         Command::Maintenance(command) => cmd::maintenance::run(&ctx, command, out).await?,
+        Command::Shard(command) => cmd::shard::run(&ctx, command, out).await?,
+        Command::Check(args) => cmd::check::run(&ctx, args, out).await?,
         Command::Cluster(command) => cmd::cluster::run(&ctx, command, out).await?,
         Command::Apply(args) => cmd::apply::run(&ctx, args, out).await?,
         Command::Export => cmd::export::run(&ctx, out).await?,

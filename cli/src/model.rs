@@ -278,3 +278,213 @@ pub struct ProbeToken {
     #[serde(skip)]
     pub rotated: bool,
 }
+
+/// `shard list` (`--json` as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardList {
+    /// The leader's assignment version.
+    pub assignment_version: u64,
+    /// One row per endpoint, region and probe.
+    pub shards: Vec<ShardRow>,
+    /// Endpoint regions nobody checks.
+    pub uncovered: Vec<UncoveredShard>,
+    /// Regions with no live probe at all.
+    pub uncovered_regions: Vec<String>,
+}
+
+/// One endpoint checked from one region by one probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardRow {
+    /// The endpoint's id.
+    pub endpoint_id: u64,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The region.
+    pub region: String,
+    /// The probe's id.
+    pub probe_id: u64,
+    /// The probe's name.
+    pub probe: String,
+    /// Held because of a pin.
+    pub pinned: bool,
+    /// The probe's stream is open.
+    pub connected: bool,
+}
+
+/// An endpoint region nobody checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UncoveredShard {
+    /// The endpoint's id.
+    pub endpoint_id: u64,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The region.
+    pub region: String,
+}
+
+/// `shard show` (`--json` as is): `endpoint` and `assignments` (one per
+/// region and probe) are the stable core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardView {
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The endpoint's id.
+    pub endpoint_id: u64,
+    /// The leader's assignment version.
+    pub assignment_version: u64,
+    /// Paused endpoints are not placed.
+    pub paused: bool,
+    /// Who checks it, by region then probe.
+    pub assignments: Vec<Assignment>,
+    /// Regions it is checked from where nobody checks it.
+    pub uncovered_regions: Vec<String>,
+    /// Its pins, by region.
+    pub pins: Vec<Pin>,
+}
+
+/// One probe checking an endpoint from one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assignment {
+    /// The region.
+    pub region: String,
+    /// The probe's name.
+    pub probe: String,
+    /// The probe's id.
+    pub probe_id: u64,
+    /// Held because of a pin.
+    pub pinned: bool,
+    /// The probe's stream is open.
+    pub connected: bool,
+}
+
+/// A pin of an endpoint in a region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pin {
+    /// The region.
+    pub region: String,
+    /// The pinned probe's name.
+    pub probe: String,
+    /// The pinned probe's id.
+    pub probe_id: u64,
+    /// Why it is not honoured now; `None` when it is.
+    pub problem: Option<String>,
+}
+
+/// `shard pin` (`--json` as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pinned {
+    /// The endpoint's id.
+    pub endpoint_id: u64,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The region.
+    pub region: String,
+    /// The probe's id.
+    pub probe_id: u64,
+    /// The probe's name.
+    pub probe: String,
+    /// False when that pin was already there.
+    pub changed: bool,
+}
+
+/// `shard unpin` (`--json` as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unpinned {
+    /// The endpoint's id.
+    pub endpoint_id: u64,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The regions whose pins were removed.
+    pub regions: Vec<String>,
+}
+
+/// `shard rebalance` (`--json` as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rebalance {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Probes whose grace period was (or would be) ended.
+    pub expired_probes: Vec<String>,
+    /// Endpoints moved per region (regions without moves left out).
+    pub moved: BTreeMap<String, u32>,
+    /// Every move.
+    pub moves: Vec<ShardMove>,
+    /// The assignment version after.
+    pub assignment_version: u64,
+}
+
+/// One endpoint's probes in one region, before and after a rebalance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardMove {
+    /// The endpoint's id.
+    pub endpoint_id: u64,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The region.
+    pub region: String,
+    /// Probe names before (empty: uncovered).
+    pub from: Vec<String>,
+    /// Probe names after (empty: uncovered).
+    pub to: Vec<String>,
+}
+
+/// `check` (`--json` as is).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// The endpoint's id.
+    pub endpoint_id: u64,
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The request id the probes' results carry.
+    pub request_id: String,
+    /// Every row is `ok`.
+    pub ok: bool,
+    /// One row per region and probe asked, plus regions nobody could be
+    /// asked in.
+    pub regions: Vec<RegionCheck>,
+}
+
+/// One region's answer to `check`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionCheck {
+    /// The region.
+    pub region: String,
+    /// The probe's name; `None` for an uncovered region.
+    pub probe: Option<String>,
+    /// The probe's id; `None` for an uncovered region.
+    pub probe_id: Option<u64>,
+    /// `ok`, `failed`, `timed_out`, `unreachable` or `uncovered`.
+    pub outcome: String,
+    /// For `failed`: the error kind (`dns`, `connect_refused`, `timeout`, …).
+    pub error_kind: Option<String>,
+    /// What happened, in one line (empty for `ok`).
+    pub message: String,
+    /// The HTTP status code, when one was received.
+    pub status_code: Option<u32>,
+    /// Timing phases in milliseconds, for regions that answered.
+    pub phases_ms: Option<PhasesMs>,
+}
+
+impl RegionCheck {
+    /// The region answered and the check passed.
+    pub fn is_ok(&self) -> bool {
+        self.outcome == "ok"
+    }
+}
+
+/// Timing phases of one check, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PhasesMs {
+    /// Name resolution.
+    pub dns: f64,
+    /// TCP connect.
+    pub connect: f64,
+    /// TLS handshake.
+    pub tls: f64,
+    /// Request written to first response byte.
+    pub ttfb: f64,
+    /// First response byte to the end of the body.
+    pub transfer: f64,
+    /// The whole check.
+    pub total: f64,
+}

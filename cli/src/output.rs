@@ -7,7 +7,10 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::model::{ClusterStatus, Endpoint, Expectations, Labels, Maintenance, Probe, Region, Webhook};
+use crate::model::{
+    CheckReport, ClusterStatus, Endpoint, Expectations, Labels, Maintenance, Probe, Rebalance, Region,
+    ShardList, ShardView, Webhook,
+};
 use crate::table::Table;
 use crate::timefmt::{format_ms, format_rfc3339_ms};
 
@@ -149,6 +152,133 @@ pub fn probes_table(probes: &[Probe]) -> Table {
         ]);
     }
     table
+}
+
+/// `shard list`: one row per endpoint, region and probe, then the endpoint
+/// regions nobody checks.
+pub fn shards_text(list: &ShardList) -> String {
+    let mut table = Table::new(["ENDPOINT", "REGION", "PROBE", "PINNED", "CONNECTED"]);
+    for s in &list.shards {
+        table.row([
+            format!("{} ({})", s.endpoint, s.endpoint_id),
+            s.region.clone(),
+            s.probe.clone(),
+            yes_no(s.pinned),
+            yes_no(s.connected),
+        ]);
+    }
+    let mut out =
+        if table.is_empty() { "no endpoint is assigned to a probe\n".to_string() } else { table.render() };
+    for u in &list.uncovered {
+        out.push_str(&format!(
+            "uncovered: {} ({}) in {}: no live probe checks it there\n",
+            u.endpoint, u.endpoint_id, u.region
+        ));
+    }
+    if !list.uncovered_regions.is_empty() {
+        out.push_str(&format!("regions without a live probe: {}\n", list.uncovered_regions.join(", ")));
+    }
+    out
+}
+
+/// `shard show`: the endpoint, then one row per region and probe.
+pub fn shard_view_text(view: &ShardView) -> String {
+    let mut out = format!(
+        "endpoint {} (id {}), assignment version {}\n",
+        view.endpoint, view.endpoint_id, view.assignment_version
+    );
+    if view.paused {
+        out.push_str("paused: no probe checks it (resume it with: vantagectl endpoint resume ");
+        out.push_str(&view.endpoint);
+        out.push_str(")\n");
+        return out;
+    }
+    let mut table = Table::new(["REGION", "PROBE", "PINNED", "CONNECTED"]);
+    for a in &view.assignments {
+        table.row([a.region.clone(), a.probe.clone(), yes_no(a.pinned), yes_no(a.connected)]);
+    }
+    for region in &view.uncovered_regions {
+        table.row([region.clone(), "-".into(), "-".into(), "uncovered: no live probe".into()]);
+    }
+    out.push_str(&table.render());
+    for pin in &view.pins {
+        match &pin.problem {
+            None => out.push_str(&format!("pinned in {} to {}\n", pin.region, pin.probe)),
+            Some(problem) => out.push_str(&format!(
+                "pinned in {} to {}, not honoured now: {problem}; hashing chose instead\n",
+                pin.region, pin.probe
+            )),
+        }
+    }
+    out
+}
+
+/// `shard rebalance`: what moved (or would), per region, then each move.
+pub fn rebalance_text(r: &Rebalance) -> String {
+    let verb = if r.dry_run { "would move" } else { "moved" };
+    let mut out = String::new();
+    if !r.expired_probes.is_empty() {
+        let ended = if r.dry_run { "would end" } else { "ended" };
+        out.push_str(&format!("{ended} the grace period of: {}\n", r.expired_probes.join(", ")));
+    }
+    if r.moves.is_empty() {
+        out.push_str(if r.dry_run { "nothing would move\n" } else { "nothing moved\n" });
+        return out;
+    }
+    for (region, n) in &r.moved {
+        out.push_str(&format!("{region}: {verb} {n} endpoint(s)\n"));
+    }
+    let mut table = Table::new(["ENDPOINT", "REGION", "FROM", "TO"]);
+    for m in &r.moves {
+        table.row([
+            format!("{} ({})", m.endpoint, m.endpoint_id),
+            m.region.clone(),
+            list_or(m.from.iter(), "-"),
+            list_or(m.to.iter(), "uncovered"),
+        ]);
+    }
+    out.push_str(&table.render());
+    if !r.dry_run {
+        out.push_str(&format!("assignment version {}\n", r.assignment_version));
+    }
+    out
+}
+
+/// `check`: one row per region, phases in milliseconds, then a summary.
+pub fn check_text(report: &CheckReport) -> String {
+    let mut table =
+        Table::new(["REGION", "PROBE", "RESULT", "DNS", "CONNECT", "TLS", "TTFB", "TRANSFER", "TOTAL"]);
+    for r in &report.regions {
+        let result = match (r.outcome.as_str(), &r.error_kind, r.status_code) {
+            ("ok", _, Some(code)) => format!("ok ({code})"),
+            ("ok", _, None) => "ok".to_string(),
+            ("failed", Some(kind), _) => format!("{kind}: {}", r.message),
+            ("failed", None, _) => format!("failed: {}", r.message),
+            ("timed_out", ..) => "no answer in time".to_string(),
+            (other, ..) => other.replace('_', " "),
+        };
+        let ms = |f: fn(&crate::model::PhasesMs) -> f64| {
+            r.phases_ms.as_ref().map_or("-".to_string(), |p| format!("{:.1}", f(p)))
+        };
+        table.row([
+            r.region.clone(),
+            r.probe.clone().unwrap_or_else(|| "-".into()),
+            result,
+            ms(|p| p.dns),
+            ms(|p| p.connect),
+            ms(|p| p.tls),
+            ms(|p| p.ttfb),
+            ms(|p| p.transfer),
+            ms(|p| p.total),
+        ]);
+    }
+    let passed = report.regions.iter().filter(|r| r.is_ok()).count();
+    format!(
+        "{}{passed} of {} region(s) ok for {} (phases in ms)\n",
+        table.render(),
+        report.regions.len(),
+        report.endpoint
+    )
 }
 
 /// Webhooks as a table (secrets are never readable; only whether one is

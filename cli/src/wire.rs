@@ -10,8 +10,9 @@ use vantage_proto::pb;
 
 use crate::error::Error;
 use crate::model::{
-    ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance, MaintenanceSpec, Probe,
-    ProbeToken, Region, SeqRange, Webhook, WebhookSpec,
+    Assignment, CheckReport, ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance,
+    MaintenanceSpec, PhasesMs, Pin, Pinned, Probe, ProbeToken, Rebalance, Region, RegionCheck, SeqRange,
+    ShardList, ShardMove, ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec,
 };
 
 /// A required field missing from a reply.
@@ -234,6 +235,153 @@ impl From<pb::CreateProbeTokenReply> for ProbeToken {
     }
 }
 
+impl From<pb::ListShardsReply> for ShardList {
+    fn from(r: pb::ListShardsReply) -> Self {
+        ShardList {
+            assignment_version: r.assignment_version,
+            shards: r
+                .shards
+                .into_iter()
+                .map(|s| ShardRow {
+                    endpoint_id: s.endpoint_id,
+                    endpoint: s.endpoint,
+                    region: s.region,
+                    probe_id: s.probe_id,
+                    probe: s.probe,
+                    pinned: s.pinned,
+                    connected: s.connected,
+                })
+                .collect(),
+            uncovered: r
+                .uncovered
+                .into_iter()
+                .map(|u| UncoveredShard {
+                    endpoint_id: u.endpoint_id,
+                    endpoint: u.endpoint,
+                    region: u.region,
+                })
+                .collect(),
+            uncovered_regions: r.uncovered_regions,
+        }
+    }
+}
+
+impl From<pb::ShowShardReply> for ShardView {
+    fn from(r: pb::ShowShardReply) -> Self {
+        let mut assignments = Vec::new();
+        let mut uncovered_regions = Vec::new();
+        let mut pins = Vec::new();
+        for region in r.regions {
+            if region.probes.is_empty() {
+                uncovered_regions.push(region.region.clone());
+            }
+            for p in region.probes {
+                assignments.push(Assignment {
+                    region: region.region.clone(),
+                    probe: p.probe,
+                    probe_id: p.probe_id,
+                    pinned: p.pinned,
+                    connected: p.connected,
+                });
+            }
+            if region.pinned_probe_id != 0 {
+                pins.push(Pin {
+                    region: region.region,
+                    probe: region.pinned_probe,
+                    probe_id: region.pinned_probe_id,
+                    problem: Some(region.pin_problem).filter(|p| !p.is_empty()),
+                });
+            }
+        }
+        ShardView {
+            endpoint: r.endpoint,
+            endpoint_id: r.endpoint_id,
+            assignment_version: r.assignment_version,
+            paused: r.paused,
+            assignments,
+            uncovered_regions,
+            pins,
+        }
+    }
+}
+
+impl From<pb::PinShardReply> for Pinned {
+    fn from(r: pb::PinShardReply) -> Self {
+        Pinned {
+            endpoint_id: r.endpoint_id,
+            endpoint: r.endpoint,
+            region: r.region,
+            probe_id: r.probe_id,
+            probe: r.probe,
+            changed: r.changed,
+        }
+    }
+}
+
+impl From<pb::UnpinShardReply> for Unpinned {
+    fn from(r: pb::UnpinShardReply) -> Self {
+        Unpinned { endpoint_id: r.endpoint_id, endpoint: r.endpoint, regions: r.regions }
+    }
+}
+
+impl From<pb::RebalanceReply> for Rebalance {
+    fn from(r: pb::RebalanceReply) -> Self {
+        Rebalance {
+            dry_run: r.dry_run,
+            expired_probes: r.expired_probes,
+            moved: r.regions.into_iter().map(|m| (m.region, m.endpoints_moved)).collect(),
+            moves: r
+                .moves
+                .into_iter()
+                .map(|m| ShardMove {
+                    endpoint_id: m.endpoint_id,
+                    endpoint: m.endpoint,
+                    region: m.region,
+                    from: m.from,
+                    to: m.to,
+                })
+                .collect(),
+            assignment_version: r.assignment_version,
+        }
+    }
+}
+
+impl From<pb::CheckEndpointReply> for CheckReport {
+    fn from(r: pb::CheckEndpointReply) -> Self {
+        let regions: Vec<RegionCheck> = r
+            .regions
+            .into_iter()
+            .map(|c| {
+                let answered = matches!(c.outcome.as_str(), "ok" | "failed") && c.total_ms > 0.0;
+                RegionCheck {
+                    region: c.region,
+                    probe: Some(c.probe).filter(|p| !p.is_empty()),
+                    probe_id: Some(c.probe_id).filter(|&id| id != 0),
+                    outcome: c.outcome,
+                    error_kind: Some(c.error_kind).filter(|k| !k.is_empty()),
+                    message: c.message,
+                    status_code: c.status_code,
+                    phases_ms: answered.then_some(PhasesMs {
+                        dns: c.dns_ms,
+                        connect: c.connect_ms,
+                        tls: c.tls_ms,
+                        ttfb: c.ttfb_ms,
+                        transfer: c.transfer_ms,
+                        total: c.total_ms,
+                    }),
+                }
+            })
+            .collect();
+        CheckReport {
+            endpoint_id: r.endpoint_id,
+            endpoint: r.endpoint,
+            request_id: r.request_id,
+            ok: !regions.is_empty() && regions.iter().all(RegionCheck::is_ok),
+            regions,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +402,68 @@ mod tests {
     fn an_empty_status_on_the_wire_means_the_default() {
         let spec = EndpointSpec::from(pb::EndpointSpec { assertions: None, ..Default::default() });
         assert_eq!(spec.expect.status, None);
+    }
+
+    #[test]
+    fn a_shard_view_lists_assignments_uncovered_regions_and_pins_with_their_problem() {
+        let reply = pb::ShowShardReply {
+            endpoint_id: 3,
+            endpoint: "api".into(),
+            assignment_version: 9,
+            paused: false,
+            regions: vec![
+                pb::RegionShard {
+                    region: "eu".into(),
+                    probes: vec![pb::ShardProbe {
+                        probe_id: 1,
+                        probe: "eu-1".into(),
+                        pinned: false,
+                        connected: true,
+                    }],
+                    pinned_probe_id: 2,
+                    pinned_probe: "eu-2".into(),
+                    pin_problem: "the pinned probe is not eligible".into(),
+                },
+                pb::RegionShard { region: "us".into(), ..Default::default() },
+            ],
+        };
+        let view = ShardView::from(reply);
+        assert_eq!(view.assignments.len(), 1);
+        assert_eq!((view.assignments[0].region.as_str(), view.assignments[0].probe.as_str()), ("eu", "eu-1"));
+        assert_eq!(view.uncovered_regions, ["us"]);
+        assert_eq!(view.pins.len(), 1);
+        assert_eq!(view.pins[0].problem.as_deref(), Some("the pinned probe is not eligible"));
+        assert_eq!(
+            crate::output::shard_view_text(&view),
+            "endpoint api (id 3), assignment version 9\n\
+             REGION  PROBE  PINNED  CONNECTED\n\
+             eu      eu-1   no      yes\n\
+             us      -      -       uncovered: no live probe\n\
+             pinned in eu to eu-2, not honoured now: the pinned probe is not eligible; hashing chose instead\n"
+        );
+    }
+
+    #[test]
+    fn a_check_row_without_an_answer_has_no_phases() {
+        let reply = pb::CheckEndpointReply {
+            endpoint_id: 1,
+            endpoint: "web".into(),
+            request_id: "chk-1-1".into(),
+            regions: vec![
+                pb::RegionCheck {
+                    region: "eu".into(),
+                    outcome: "ok".into(),
+                    total_ms: 3.0,
+                    ..Default::default()
+                },
+                pb::RegionCheck { region: "us".into(), outcome: "timed_out".into(), ..Default::default() },
+            ],
+        };
+        let report = CheckReport::from(reply);
+        assert!(!report.ok, "one region did not answer");
+        assert_eq!(report.regions[0].phases_ms.map(|p| p.total), Some(3.0));
+        assert_eq!(report.regions[1].phases_ms, None);
+        assert_eq!(report.regions[1].probe, None);
     }
 
     #[test]

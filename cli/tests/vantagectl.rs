@@ -755,3 +755,298 @@ fn t21_probe_list_revoke_and_drain() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("no probe named \"eu-1\""), "{}", stderr(&missing));
 }
+
+// ---------------------------------------------------------------- shards
+
+/// Regions eu and us; endpoint 1 "web"; probes 2 eu-1, 3 eu-2, 4 us-1; the
+/// leader's assignment: web by eu-1 in eu and by us-1 in us (disconnected);
+/// "api" (5, eu only) uncovered in eu.
+fn shard_fake() -> FakeAdmin {
+    use vantage_proto::pb;
+    let fake = FakeAdmin::start();
+    ok(&vantagectl(&fake.url(), &["region", "add", "eu", "us"], &[]));
+    ok(&vantagectl(&fake.url(), &["endpoint", "add", "web", "https://www.example.com/"], &[]));
+    for (probe, region) in [("eu-1", "eu"), ("eu-2", "eu"), ("us-1", "us")] {
+        ok(&vantagectl(
+            &fake.url(),
+            &["probe", "token", "create", "--probe", probe, "--region", region],
+            &[],
+        ));
+    }
+    ok(&vantagectl(
+        &fake.url(),
+        &["endpoint", "add", "api", "https://api.example.com/", "--regions", "eu"],
+        &[],
+    ));
+    let row = |region: &str, probe_id: u64, probe: &str, connected: bool| pb::ShardRow {
+        endpoint_id: 1,
+        endpoint: "web".into(),
+        region: region.into(),
+        probe_id,
+        probe: probe.into(),
+        pinned: false,
+        connected,
+    };
+    let mut state = fake.state();
+    state.shards = vec![row("eu", 2, "eu-1", true), row("us", 4, "us-1", false)];
+    state.uncovered =
+        vec![pb::UncoveredShard { endpoint_id: 5, endpoint: "api".into(), region: "eu".into() }];
+    drop(state);
+    fake
+}
+
+#[test]
+fn t22_shard_list_and_show_as_tables_and_json() {
+    let fake = shard_fake();
+    let table = ok(&vantagectl(&fake.url(), &["shard", "list"], &[]));
+    assert_eq!(
+        table,
+        "ENDPOINT  REGION  PROBE  PINNED  CONNECTED\n\
+         web (1)   eu      eu-1   no      yes\n\
+         web (1)   us      us-1   no      no\n\
+         uncovered: api (5) in eu: no live probe checks it there\n"
+    );
+    let json: Value = serde_json::from_str(&ok(&vantagectl(
+        &fake.url(),
+        &["shard", "ls", "--region", "us", "--json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(json["assignment_version"], 7);
+    assert_eq!(
+        json["shards"],
+        serde_json::json!([{"endpoint_id": 1, "endpoint": "web", "region": "us", "probe_id": 4, "probe": "us-1",
+                            "pinned": false, "connected": false}])
+    );
+    assert_eq!(json["uncovered"], serde_json::json!([]), "filtered by region");
+    let by_probe = ok(&vantagectl(&fake.url(), &["--json", "shard", "list", "--probe", "eu-1"], &[]));
+    let by_probe: Value = serde_json::from_str(&by_probe).unwrap();
+    assert_eq!(by_probe["shards"].as_array().unwrap().len(), 1);
+
+    let shown: Value =
+        serde_json::from_str(&ok(&vantagectl(&fake.url(), &["shard", "show", "web", "--json"], &[])))
+            .unwrap();
+    assert_eq!(shown["endpoint"], "web");
+    let assignments: Vec<(&str, &str)> = shown["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["region"].as_str().unwrap(), a["probe"].as_str().unwrap()))
+        .collect();
+    assert_eq!(assignments, [("eu", "eu-1"), ("us", "us-1")]);
+    let human = ok(&vantagectl(&fake.url(), &["shard", "show", "1"], &[]));
+    assert_eq!(
+        human,
+        "endpoint web (id 1), assignment version 7\n\
+         REGION  PROBE  PINNED  CONNECTED\n\
+         eu      eu-1   no      yes\n\
+         us      us-1   no      no\n"
+    );
+    let uncovered = ok(&vantagectl(&fake.url(), &["shard", "show", "api"], &[]));
+    assert!(uncovered.contains("eu      -      -       uncovered: no live probe"), "{uncovered}");
+
+    let missing = vantagectl(&fake.url(), &["shard", "show", "nope"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no endpoint is named or numbered \"nope\""), "{}", stderr(&missing));
+}
+
+#[test]
+fn t23_shard_pin_and_unpin() {
+    let fake = shard_fake();
+    let pinned =
+        ok(&vantagectl(&fake.url(), &["shard", "pin", "web", "--region", "eu", "--probe", "eu-2"], &[]));
+    assert!(pinned.starts_with("pinned endpoint web (id 1) in eu to probe eu-2 (id 3)"), "{pinned}");
+    assert_eq!(fake.state().pins.get(&(1, "eu".to_string())), Some(&3));
+    let again = ok(&vantagectl(&fake.url(), &["shard", "pin", "web", "--region", "eu", "--probe", "3"], &[]));
+    assert_eq!(again, "endpoint web was already pinned in eu to probe eu-2\n");
+    let shown = ok(&vantagectl(&fake.url(), &["shard", "show", "web"], &[]));
+    assert!(shown.contains("eu      eu-2   yes     yes"), "{shown}");
+    assert!(shown.ends_with("pinned in eu to eu-2\n"), "{shown}");
+
+    let wrong = vantagectl(&fake.url(), &["shard", "pin", "web", "--region", "us", "--probe", "eu-1"], &[]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).contains("probe \"eu-1\" is in region \"eu\", not \"us\""), "{}", stderr(&wrong));
+    let usage = vantagectl(&fake.url(), &["shard", "pin", "web", "--region", "eu"], &[]);
+    assert_eq!(usage.status.code(), Some(2), "--probe is required");
+    let usage = vantagectl(&fake.url(), &["shard", "pin", "web", "--region", "EU", "--probe", "eu-1"], &[]);
+    assert_eq!(usage.status.code(), Some(2), "region names are checked locally");
+
+    let json: Value = serde_json::from_str(&ok(&vantagectl(
+        &fake.url(),
+        &["--json", "shard", "unpin", "web", "--region", "eu"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(json, serde_json::json!({"endpoint_id": 1, "endpoint": "web", "regions": ["eu"]}));
+    assert!(fake.state().pins.is_empty());
+    let nothing = ok(&vantagectl(&fake.url(), &["shard", "unpin", "web"], &[]));
+    assert_eq!(nothing, "endpoint web had no pin; nothing changed\n");
+    let keys: Vec<_> =
+        fake.state().keys_seen.iter().filter(|(rpc, _)| rpc.contains("inShard")).cloned().collect();
+    let distinct: std::collections::BTreeSet<_> = keys.iter().map(|(_, key)| key).collect();
+    assert_eq!((keys.len(), distinct.len()), (5, 5), "three pins, two unpins, a new key each: {keys:?}");
+}
+
+#[test]
+fn t24_shard_rebalance_reports_moves_per_region_and_help_teaches() {
+    use vantage_proto::pb;
+    let fake = shard_fake();
+    let moved = |endpoint_id: u64, endpoint: &str| pb::ShardMove {
+        endpoint_id,
+        endpoint: endpoint.into(),
+        region: "eu".into(),
+        from: vec!["eu-1".into()],
+        to: vec!["eu-2".into()],
+    };
+    fake.state().rebalance = Some(pb::RebalanceReply {
+        dry_run: false,
+        expired_probes: vec!["eu-1".into()],
+        regions: vec![pb::RegionMoves { region: "eu".into(), endpoints_moved: 2 }],
+        moves: vec![moved(1, "web"), moved(5, "api")],
+        assignment_version: 8,
+    });
+    let dry = ok(&vantagectl(&fake.url(), &["shard", "rebalance", "--dry-run"], &[]));
+    assert_eq!(
+        dry,
+        "would end the grace period of: eu-1\n\
+         eu: would move 2 endpoint(s)\n\
+         ENDPOINT  REGION  FROM  TO\n\
+         web (1)   eu      eu-1  eu-2\n\
+         api (5)   eu      eu-1  eu-2\n"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(&vantagectl(&fake.url(), &["shard", "rebalance", "--json"], &[]))).unwrap();
+    assert_eq!(json["dry_run"], false);
+    assert_eq!(json["moved"], serde_json::json!({"eu": 2}));
+    assert_eq!(
+        json["moves"][0],
+        serde_json::json!({"endpoint_id": 1, "endpoint": "web", "region": "eu", "from": ["eu-1"], "to": ["eu-2"]})
+    );
+    assert_eq!(json["assignment_version"], 8);
+
+    let help = ok(&vantagectl(&fake.url(), &["shard", "--help"], &[]));
+    for text in ["When to pin", "When to rebalance", "probe_grace", "vantagectl shard pin api"] {
+        assert!(help.contains(text), "shard --help lacks {text:?}: {help}");
+    }
+    let help = ok(&vantagectl(&fake.url(), &["check", "--help"], &[]));
+    assert!(help.contains("Exit status: 0 every region ok, 1 at least one region failed"), "{help}");
+}
+
+#[test]
+fn t25_leader_only_calls_sent_to_a_follower_are_asked_again_at_the_leader() {
+    let leader = shard_fake();
+    let follower = FakeAdmin::start();
+    follower.state().follower_of = Some(leader.addr.to_string());
+    let json: Value =
+        serde_json::from_str(&ok(&vantagectl(&follower.url(), &["--json", "shard", "list"], &[]))).unwrap();
+    assert_eq!(json["shards"].as_array().unwrap().len(), 2, "the leader's answer");
+    assert_eq!(follower.state().leader_calls, ["ListShards"], "asked once, not retried there");
+    assert_eq!(leader.state().leader_calls, ["ListShards"]);
+
+    // A follower naming itself (a misconfiguration) is not asked forever.
+    let confused = FakeAdmin::start();
+    confused.state().follower_of = Some(confused.addr.to_string());
+    let output = vantagectl(&confused.url(), &["shard", "show", "web"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!("error: this node is not the leader; the leader is node 1 at {}\n", confused.addr);
+    assert_eq!(stderr(&output), expected);
+    assert_eq!(confused.state().leader_calls.len(), 1);
+
+    // A leader that cannot be reached is named in the error.
+    let gone = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    follower.state().follower_of = Some(gone.to_string());
+    let output = vantagectl(&follower.url(), &["shard", "rebalance"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!("cannot reach the coordinator at http://{gone}")),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn t26_check_prints_one_row_per_region_and_exits_by_outcome() {
+    use vantage_proto::pb;
+    let fake = shard_fake();
+    let region = |region: &str, probe_id: u64, probe: &str, outcome: &str| pb::RegionCheck {
+        region: region.into(),
+        probe_id,
+        probe: probe.into(),
+        outcome: outcome.into(),
+        status_code: (outcome == "ok").then_some(200),
+        dns_ms: 1.25,
+        connect_ms: 2.0,
+        tls_ms: 3.5,
+        ttfb_ms: 10.0,
+        transfer_ms: 0.5,
+        total_ms: 17.25,
+        ..Default::default()
+    };
+    let all_ok = pb::CheckEndpointReply {
+        endpoint_id: 1,
+        endpoint: "web".into(),
+        request_id: "chk-7-1".into(),
+        regions: vec![region("eu", 2, "eu-1", "ok"), region("us", 4, "us-1", "ok")],
+    };
+    fake.state().check = Some(all_ok.clone());
+    let table = ok(&vantagectl(&fake.url(), &["check", "web"], &[]));
+    assert_eq!(
+        table,
+        "REGION  PROBE  RESULT    DNS  CONNECT  TLS  TTFB  TRANSFER  TOTAL\n\
+         eu      eu-1   ok (200)  1.2  2.0      3.5  10.0  0.5       17.2\n\
+         us      us-1   ok (200)  1.2  2.0      3.5  10.0  0.5       17.2\n\
+         2 of 2 region(s) ok for web (phases in ms)\n"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(&vantagectl(&fake.url(), &["check", "1", "--json"], &[]))).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["endpoint"], "web");
+    assert_eq!(
+        json["regions"][0],
+        serde_json::json!({"region": "eu", "probe": "eu-1", "probe_id": 2, "outcome": "ok", "error_kind": null,
+                           "message": "", "status_code": 200,
+                           "phases_ms": {"dns": 1.25, "connect": 2.0, "tls": 3.5, "ttfb": 10.0, "transfer": 0.5, "total": 17.25}})
+    );
+
+    // One region fails, one never answers, one has no probe: exit 1, with
+    // the rows still printed.
+    let mut failed = region("us", 4, "us-1", "failed");
+    failed.error_kind = "connect_refused".into();
+    failed.message = "connection refused".into();
+    let mut silent = region("ap", 9, "ap-1", "timed_out");
+    (silent.dns_ms, silent.connect_ms, silent.tls_ms, silent.ttfb_ms, silent.transfer_ms, silent.total_ms) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let uncovered =
+        pb::RegionCheck { region: "sa".into(), outcome: "uncovered".into(), ..Default::default() };
+    fake.state().check = Some(pb::CheckEndpointReply {
+        regions: vec![silent, region("eu", 2, "eu-1", "ok"), uncovered, failed],
+        ..all_ok
+    });
+    let output = vantagectl(&fake.url(), &["check", "web"], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let table = stdout(&output);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].starts_with("ap      ap-1   no answer in time") && lines[1].ends_with("-"), "{table}");
+    assert!(lines[3].starts_with("sa      -      uncovered"), "{table}");
+    assert!(lines[4].contains("connect_refused: connection refused  1.2"), "{table}");
+    assert_eq!(stderr(&output), "error: 3 of 4 region(s) did not pass the check\n");
+    let json = vantagectl(&fake.url(), &["--json", "check", "web"], &[]);
+    assert_eq!(json.status.code(), Some(1));
+    let json: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["regions"][0]["phases_ms"], Value::Null, "no phases for a region that did not answer");
+
+    // The check could not run: exit 2.
+    let unknown = vantagectl(&fake.url(), &["check", "nope"], &[]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let unreachable = vantagectl(&format!("http://127.0.0.1:{port}"), &["check", "web"], &[]);
+    assert_eq!(unreachable.status.code(), Some(2));
+    assert!(stderr(&unreachable).contains("cannot reach the coordinator"), "{}", stderr(&unreachable));
+}

@@ -20,11 +20,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vantage_core::clock::SystemWallClock;
 
-use crate::admin::{AdminApi, Cluster, ClusterError, ClusterStatus, LiveProbe, ProbeDirectory};
+use crate::admin::{
+    AdminApi, AdminError, Cluster, ClusterError, ClusterStatus, LiveProbe, LiveShards, ProbeDirectory,
+    ShardDirectory,
+};
 use crate::auth::AdminAuth;
 use crate::config::Config;
 use crate::listener::{self, Acceptance};
-use crate::mesh::{MemorySink, Mesh};
+use crate::mesh::{CheckReport, Leadership, MemorySink, Mesh, MeshError, RebalanceReport};
 use crate::node::{ClusterNode, NodeOptions, PeerTls, StartError};
 use crate::raft::types::{Node, NodeId};
 use crate::state::{CommandResponse, MeshState, Request};
@@ -98,7 +101,8 @@ pub async fn run(
         shutdown.child_token(),
     );
     let api = AdminApi::new(Arc::new(NodeCluster(node.clone())), Arc::new(auth), Arc::new(SystemWallClock))
-        .with_probe_directory(Arc::new(MeshDirectory(mesh.clone())));
+        .with_probe_directory(Arc::new(MeshDirectory(mesh.clone())))
+        .with_shard_directory(Arc::new(MeshDirectory(mesh.clone())));
     let api_acceptance = Acceptance {
         port: "api",
         tls: tls.as_ref().map(|t| t.api_server.clone()),
@@ -241,6 +245,56 @@ impl ProbeDirectory for MeshDirectory {
                 scheduling_lag_p99_ms: p.stats.map_or(0.0, |s| s.scheduling_lag_p99_ms),
             })
             .collect()
+    }
+}
+
+impl ShardDirectory for MeshDirectory {
+    fn shards(&self) -> Result<LiveShards, AdminError> {
+        self.leading()?;
+        let published = self.0.assignment();
+        let connected = self.0.probes().into_iter().filter(|p| p.connected).map(|p| p.id).collect();
+        Ok(LiveShards {
+            version: published.version,
+            assignment: published.assignment.clone(),
+            uncovered_regions: published.uncovered_regions.clone(),
+            connected,
+        })
+    }
+
+    fn rebalance(&self, dry_run: bool) -> Result<RebalanceReport, AdminError> {
+        self.0.rebalance(dry_run).map_err(|e| self.mesh_error(e))
+    }
+
+    fn check_endpoint(
+        &self,
+        endpoint_id: u64,
+        wait: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<CheckReport, AdminError>> + Send + '_>>
+    {
+        Box::pin(
+            async move { self.0.check_endpoint(endpoint_id, wait).await.map_err(|e| self.mesh_error(e)) },
+        )
+    }
+}
+
+impl MeshDirectory {
+    /// `Ok` on the leader; otherwise where the leader is.
+    fn leading(&self) -> Result<(), AdminError> {
+        match self.0.leadership() {
+            Leadership::Leader => Ok(()),
+            Leadership::Follower { leader_id, leader_api_addr } => {
+                Err(AdminError::NotLeader { leader_id, leader_api_addr })
+            }
+        }
+    }
+
+    /// The mesh's refusal, with the leader's address when it is "not the
+    /// leader".
+    fn mesh_error(&self, error: MeshError) -> AdminError {
+        match error {
+            MeshError::NotLeader => self.leading().err().unwrap_or(AdminError::Mesh(MeshError::NotLeader)),
+            other => AdminError::Mesh(other),
+        }
     }
 }
 

@@ -17,10 +17,12 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 use vantage_coordinator::auth::token_hash;
-use vantage_coordinator::mesh::{Commit, Leadership, MemorySink, Mesh, MeshNode, MeshOptions};
+use vantage_coordinator::mesh::{
+    Commit, Leadership, MemorySink, Mesh, MeshError, MeshNode, MeshOptions, ProbeOutcome,
+};
 use vantage_coordinator::state::{
-    Command, CommandResponse, EndpointSpec, IdempotencyKey, MeshState, Outcome, ProbeId, ProbeSpec, Request,
-    UnixMillis,
+    Command, CommandResponse, EndpointId, EndpointSpec, IdempotencyKey, MeshState, Outcome, ProbeId,
+    ProbeSpec, Request, UnixMillis,
 };
 use vantage_core::clock::SystemWallClock;
 use vantage_proto::pb;
@@ -329,6 +331,40 @@ async fn t60_a_follower_redirects_to_the_leader() {
 }
 
 #[tokio::test]
+async fn t65_a_replicated_pin_moves_the_endpoint_and_unpinning_moves_it_back() {
+    let mesh = TestMesh::start().await;
+    let probes = mesh.connect_all().await;
+    assert!(wait_until(Duration::from_secs(5), || one_owner_per_region(&probes)).await);
+    let endpoint = 1;
+    let owner = |probes: &BTreeMap<String, FakeProbe>| {
+        probes
+            .iter()
+            .find(|(n, p)| n.starts_with("eu") && p.endpoints().contains(&endpoint))
+            .map(|(n, _)| n.clone())
+    };
+    let hashed = owner(&probes).expect("eu owner");
+    let other = if hashed == "eu-1" { "eu-2" } else { "eu-1" };
+
+    // The pin is a replicated command: the leader reads it from the state.
+    mesh.node.apply(Command::PinEndpoint {
+        endpoint: EndpointId(endpoint),
+        region: "eu".into(),
+        probe: ProbeId(mesh.probe_ids[other]),
+    });
+    let moved = wait_until(Duration::from_secs(3), || owner(&probes).as_deref() == Some(other)).await;
+    assert!(moved, "pinned to {other}: {:?}", holdings(&probes));
+    assert!(one_owner_per_region(&probes), "still one owner per region");
+    let published = mesh.mesh.assignment();
+    assert!(published.assignment.unsatisfied_pins().is_empty());
+
+    mesh.node.apply(Command::UnpinEndpoint { endpoint: EndpointId(endpoint), region: None });
+    let back =
+        wait_until(Duration::from_secs(3), || owner(&probes).as_deref() == Some(hashed.as_str())).await;
+    assert!(back, "unpinned: back to {hashed}: {:?}", holdings(&probes));
+    mesh.stop().await;
+}
+
+#[tokio::test]
 async fn t70_check_now_reaches_every_assigned_probe_in_every_region() {
     let mesh = TestMesh::start().await;
     let probes = mesh.connect_all().await;
@@ -350,6 +386,101 @@ async fn t70_check_now_reaches_every_assigned_probe_in_every_region() {
         assert!(got, "{name} got the request");
     }
     assert!(mesh.mesh.check_now(999).is_err(), "an unknown endpoint is refused");
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn t72_check_endpoint_waits_for_the_answers_and_reports_the_silent_probe() {
+    let mesh = TestMesh::start().await;
+    let probes = mesh.connect_all().await;
+    assert!(wait_until(Duration::from_secs(5), || one_owner_per_region(&probes)).await);
+    let checker = {
+        let mesh = mesh.mesh.clone();
+        tokio::spawn(async move { mesh.check_endpoint(1, Duration::from_secs(2)).await })
+    };
+    // Each region's owner of endpoint 1 gets the request; eu and us answer
+    // it, ap stays silent.
+    let owners: BTreeMap<&str, &str> = REGIONS
+        .iter()
+        .map(|region| {
+            let name = probes
+                .iter()
+                .find(|(n, p)| n.starts_with(region) && p.endpoints().contains(&1))
+                .map(|(n, _)| n.as_str())
+                .unwrap();
+            (*region, name)
+        })
+        .collect();
+    let mut request_id = String::new();
+    for (region, name) in &owners {
+        let probe = &probes[*name];
+        assert!(
+            wait_until(Duration::from_secs(2), || !probe.seen().check_now.is_empty()).await,
+            "{name} asked"
+        );
+        request_id = probe.seen().check_now[0].request_id.clone();
+        if *region != "ap" {
+            let mut answer = good_result(1, 1);
+            answer.out_of_slot = true;
+            answer.request_id = request_id.clone();
+            // A result for another request does not count.
+            let mut other = good_result(2, 1);
+            other.out_of_slot = true;
+            other.request_id = "chk-someone-else".into();
+            probe.send_results(vec![other, answer]).await;
+        }
+    }
+    let started = Instant::now();
+    let report = checker.await.unwrap().expect("leader, placed");
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the wait");
+    assert_eq!(report.request_id, request_id);
+    assert_eq!(report.regions.len(), 3);
+    for region in ["eu", "us"] {
+        match &report.regions[region][..] {
+            [ProbeOutcome::Answered(result)] => {
+                assert_eq!(result.probe_id, mesh.probe_ids[owners[region]]);
+                assert_eq!(result.request_id.as_deref(), Some(request_id.as_str()));
+                assert_eq!(result.seq, 1, "{region}: the answer, not the other request's result");
+            }
+            other => panic!("{region}: {other:?}"),
+        }
+    }
+    assert_eq!(report.regions["ap"], [ProbeOutcome::TimedOut { probe_id: mesh.probe_ids[owners["ap"]] }]);
+    // The answers still reached the sink.
+    assert!(wait_until(Duration::from_secs(1), || mesh.sink.recent(1).len() >= 4).await);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn t74_rebalance_moves_a_disconnected_probes_endpoints_before_grace_ends() {
+    let mesh = TestMesh::start().await;
+    let mut probes = mesh.connect_all().await;
+    assert!(wait_until(Duration::from_secs(5), || one_owner_per_region(&probes)).await);
+    let lost = probes["eu-1"].endpoints();
+    drop(probes.remove("eu-1"));
+    let eu1 = mesh.probe_ids["eu-1"];
+    assert!(
+        wait_until(Duration::from_secs(2), || mesh.mesh.probes().iter().any(|p| p.id == eu1 && !p.connected))
+            .await
+    );
+
+    let dry = mesh.mesh.rebalance(true).expect("leader");
+    assert_eq!(dry.expired, [eu1]);
+    assert_eq!(dry.moves.len(), lost.len(), "{dry:?}");
+    assert!(dry.moves.iter().all(|m| m.region == "eu" && m.from == [eu1]));
+    assert_eq!(probes["eu-2"].endpoints().len(), ENDPOINTS as usize - lost.len(), "a dry run moves nothing");
+
+    let done = mesh.mesh.rebalance(false).expect("leader");
+    assert_eq!(done.moves, dry.moves);
+    assert!(done.version > dry.version);
+    let taken = wait_until(GRACE / 2, || probes["eu-2"].endpoints().len() == ENDPOINTS as usize).await;
+    assert!(taken, "eu-2 took over well before grace ({GRACE:?}) ended");
+    assert!(mesh.mesh.rebalance(true).unwrap().moves.is_empty(), "nothing left to move");
+
+    let follower =
+        TestMesh::start_as(Leadership::Follower { leader_id: Some(1), leader_api_addr: None }).await;
+    assert_eq!(follower.mesh.rebalance(true).unwrap_err(), MeshError::NotLeader);
+    follower.stop().await;
     mesh.stop().await;
 }
 

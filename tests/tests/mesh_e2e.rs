@@ -2,7 +2,9 @@
 //! `vantage-coordinator run` node with TLS, probe tokens issued with the
 //! real `vantagectl`, three real `vantage-probe run` agents (one per region)
 //! checking a loopback HTTP target, `probe list` showing them connected with
-//! endpoints, `probe revoke` ending one's stream, SIGTERM stopping all.
+//! endpoints, `probe revoke` ending one's stream, SIGTERM stopping all; and
+//! the shard commands (`shard show`, `pin`, `unpin`, `rebalance`) and
+//! `check` against real probes and the real check engine.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -49,6 +51,55 @@ impl Mesh {
         command.args(["run", "--config", "node.toml"]).current_dir(dir.path()).env("VANTAGE_LOG", "info");
         let node = ChildGuard::spawn("coordinator", command, &dir.path().join("node.log")).unwrap();
         Mesh { ctl: workspace_bin("vantagectl").unwrap(), dir, api, node: Some(node), probes: Vec::new() }
+    }
+
+    /// Waits until the node has elected itself (vantagectl retries while
+    /// it is unavailable; the loop covers a slow start).
+    fn wait_leader(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = self.ctl(&["cluster", "status", "--json"]);
+            if out.status.success()
+                && serde_json::from_slice::<Value>(&out.stdout).unwrap()["leader_id"].is_u64()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no leader within 15s{}", self.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Issues a token for each (probe, region) and starts the probe.
+    fn start_probes(&mut self, probes: &[(&str, &str)]) -> Vec<u64> {
+        let mut ids = Vec::new();
+        for &(name, region) in probes {
+            let issued = self.json(&["probe", "token", "create", "--probe", name, "--region", region]);
+            let token = issued["token"].as_str().expect("a token").to_string();
+            assert_eq!(token.len(), 64, "{issued}");
+            ids.push(issued["probe_id"].as_u64().expect("a probe id"));
+            self.start_probe(name, region, &token);
+        }
+        ids
+    }
+
+    /// Polls `vantagectl ARGS --json` until `check` holds; returns that
+    /// answer.
+    fn wait_json(
+        &self,
+        args: &[&str],
+        within: Duration,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.json(args);
+            if check(&value) {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{what} not within {within:?}; last: {value}{}", self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn path(&self) -> &Path {
@@ -167,33 +218,13 @@ fn t80_probes_get_tokens_connect_from_three_regions_and_a_revoked_one_is_cut_off
     };
 
     let mut mesh = Mesh::start();
-    // The first call waits for the node to elect itself (vantagectl retries
-    // while it is unavailable; the loop covers a slow start).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = mesh.ctl(&["cluster", "status", "--json"]);
-        if out.status.success() && serde_json::from_slice::<Value>(&out.stdout).unwrap()["leader_id"].is_u64()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no leader within 15s{}", mesh.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    mesh.wait_leader();
     let mut regions = vec!["region", "add"];
     regions.extend(REGIONS);
     mesh.ok(&regions);
     let url = target.url("/");
     mesh.ok(&["endpoint", "add", "web", &url, "--interval", "1s", "--timeout", "500ms", "--allow-private"]);
-
-    let mut ids = Vec::new();
-    for region in REGIONS {
-        let name = format!("{region}-1");
-        let issued = mesh.json(&["probe", "token", "create", "--probe", &name, "--region", region]);
-        let token = issued["token"].as_str().expect("a token").to_string();
-        assert_eq!(token.len(), 64, "{issued}");
-        ids.push(issued["probe_id"].as_u64().expect("a probe id"));
-        mesh.start_probe(&name, region, &token);
-    }
+    let ids = mesh.start_probes(&[("eu-1", "eu"), ("us-1", "us"), ("ap-1", "ap")]);
 
     let started = Instant::now();
     let probes = mesh.wait_probes(Duration::from_secs(15), "three connected probes with endpoints", |list| {
@@ -248,6 +279,128 @@ fn t80_probes_get_tokens_connect_from_three_regions_and_a_revoked_one_is_cut_off
     let status = mesh.node.take().unwrap().terminate(Duration::from_secs(15)).unwrap();
     assert!(status.success(), "the coordinator exited with {status:?}{}", mesh.logs());
     assert!(target.requests() > 0, "the probes checked the target");
+    drop(target);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// The region's one assignment in `shard show --json`: (probe, pinned).
+fn assigned(shown: &Value, region: &str) -> Option<(String, bool)> {
+    let assignments = shown["assignments"].as_array()?;
+    let mine: Vec<&Value> = assignments.iter().filter(|a| a["region"] == region).collect();
+    match mine[..] {
+        [a] => Some((a["probe"].as_str()?.to_string(), a["pinned"].as_bool()?)),
+        _ => None,
+    }
+}
+
+#[test]
+fn t85_shard_show_pin_unpin_rebalance_and_check_against_real_probes() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let target = {
+        let _entered = runtime.enter();
+        HttpTarget::start(TargetOptions::default()).unwrap()
+    };
+    let mut mesh = Mesh::start();
+    mesh.wait_leader();
+    let mut regions = vec!["region", "add"];
+    regions.extend(REGIONS);
+    mesh.ok(&regions);
+    let url = target.url("/");
+    mesh.ok(&["endpoint", "add", "web", &url, "--interval", "1s", "--timeout", "500ms", "--allow-private"]);
+    mesh.start_probes(&[("eu-1", "eu"), ("eu-2", "eu"), ("us-1", "us"), ("ap-1", "ap")]);
+    mesh.wait_probes(Duration::from_secs(15), "four connected probes", |list| {
+        list.len() == 4 && list.iter().all(|p| p["connected"] == true)
+    });
+
+    // Who checks web: one probe per region, eu-1 or eu-2 by hashing.
+    let shown =
+        mesh.wait_json(&["shard", "show", "web"], Duration::from_secs(10), "web placed everywhere", |v| {
+            REGIONS.iter().all(|r| assigned(v, r).is_some())
+        });
+    assert_eq!(shown["endpoint"], "web");
+    assert_eq!(assigned(&shown, "us"), Some(("us-1".to_string(), false)));
+    let (hashed, pinned) = assigned(&shown, "eu").unwrap();
+    assert!(!pinned);
+    let other = if hashed == "eu-1" { "eu-2" } else { "eu-1" };
+
+    // Pin web in eu to the other probe: the leader moves it there.
+    let out = mesh.ok(&["shard", "pin", "web", "--region", "eu", "--probe", other]);
+    assert!(out.starts_with(&format!("pinned endpoint web (id 1) in eu to probe {other}")), "{out}");
+    let pinned_at = Instant::now();
+    mesh.wait_json(&["shard", "show", "web"], Duration::from_secs(5), "web moved to the pinned probe", |v| {
+        assigned(v, "eu") == Some((other.to_string(), true))
+    });
+    eprintln!("the pin took effect after {:?}", pinned_at.elapsed());
+    mesh.wait_probes(Duration::from_secs(5), "the pinned probe holding web", |list| {
+        list.iter().any(|p| p["name"] == other && p["endpoints"] == 1)
+            && list.iter().any(|p| p["name"] == hashed.as_str() && p["endpoints"] == 0)
+    });
+    let listed = mesh.json(&["shard", "list", "--region", "eu"]);
+    assert_eq!(listed["shards"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["shards"][0]["probe"], other);
+    assert_eq!(listed["shards"][0]["pinned"], true);
+
+    // Unpin: hashing places it again, on the probe it chose first.
+    mesh.ok(&["shard", "unpin", "web"]);
+    mesh.wait_json(&["shard", "show", "web"], Duration::from_secs(5), "web back to hashing", |v| {
+        assigned(v, "eu") == Some((hashed.clone(), false))
+    });
+
+    // Check now from every region: one row per region, with phases from
+    // the real check engine, and exit 0.
+    let requests_before = target.requests();
+    let checked_at = Instant::now();
+    let report = mesh.json(&["check", "web"]);
+    eprintln!("check answered after {:?}", checked_at.elapsed());
+    assert_eq!(report["ok"], true, "{report}");
+    let rows = report["regions"].as_array().unwrap();
+    let mut seen: Vec<&str> = rows.iter().map(|r| r["region"].as_str().unwrap()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, ["ap", "eu", "us"], "{report}");
+    for row in rows {
+        assert_eq!(row["outcome"], "ok", "{row}");
+        assert_eq!(row["status_code"], 200, "{row}");
+        let phases = &row["phases_ms"];
+        assert!(phases["total"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(phases["connect"].as_f64().unwrap() <= phases["total"].as_f64().unwrap(), "{row}");
+        assert!(row["probe"].as_str().unwrap().starts_with(row["region"].as_str().unwrap()), "{row}");
+    }
+    assert!(target.requests() > requests_before);
+    let table = mesh.ok(&["check", "web"]);
+    assert!(
+        table.starts_with("REGION  PROBE  RESULT    DNS  CONNECT  TLS  TTFB  TRANSFER  TOTAL\n"),
+        "{table}"
+    );
+    assert!(table.ends_with("3 of 3 region(s) ok for web (phases in ms)\n"), "{table}");
+
+    // The probe holding web in eu stops. Within probe_grace it keeps web;
+    // rebalance moves it now.
+    let dry = mesh.json(&["shard", "rebalance", "--dry-run"]);
+    assert!(dry["moves"].as_array().unwrap().is_empty(), "nothing to move while all are connected: {dry}");
+    let index = mesh.probes.iter().position(|(name, _)| *name == hashed).unwrap();
+    let (_, mut child) = mesh.probes.remove(index);
+    let status = child.terminate(Duration::from_secs(10)).unwrap();
+    assert!(status.success(), "{status:?}");
+    mesh.wait_probes(Duration::from_secs(5), "the stopped probe disconnected", |list| {
+        list.iter().any(|p| p["name"] == hashed.as_str() && p["connected"] == false)
+    });
+    assert_eq!(
+        assigned(&mesh.json(&["shard", "show", "web"]), "eu"),
+        Some((hashed.clone(), false)),
+        "kept within grace"
+    );
+    let rebalanced = mesh.json(&["shard", "rebalance"]);
+    assert_eq!(rebalanced["moved"], serde_json::json!({"eu": 1}), "{rebalanced}");
+    assert_eq!(rebalanced["expired_probes"], serde_json::json!([hashed]), "{rebalanced}");
+    assert_eq!(assigned(&mesh.json(&["shard", "show", "web"]), "eu"), Some((other.to_string(), false)));
+
+    let probes = std::mem::take(&mut mesh.probes);
+    for (name, mut child) in probes {
+        let status = child.terminate(Duration::from_secs(10)).unwrap();
+        assert!(status.success(), "probe {name} exited with {status:?}{}", mesh.logs());
+    }
+    let status = mesh.node.take().unwrap().terminate(Duration::from_secs(15)).unwrap();
+    assert!(status.success(), "the coordinator exited with {status:?}{}", mesh.logs());
     drop(target);
     runtime.shutdown_timeout(Duration::from_secs(1));
 }

@@ -3,12 +3,14 @@
 //! writes its result.
 
 pub mod apply;
+pub mod check;
 pub mod cluster;
 pub mod endpoint;
 pub mod export;
 pub mod maintenance;
 pub mod probe;
 pub mod region;
+pub mod shard;
 pub mod webhook;
 
 use std::io::Write;

@@ -67,6 +67,23 @@ pub struct FakeState {
     pub lose_replies: usize,
     /// Answer every call with Unavailable and this message (no leader).
     pub unavailable: Option<String>,
+    /// The leader's assignment rows (ListShards, ShowShard); PinShard moves
+    /// the pinned row to the pinned probe, as the leader would.
+    pub shards: Vec<pb::ShardRow>,
+    /// Endpoint regions nobody checks.
+    pub uncovered: Vec<pb::UncoveredShard>,
+    /// Pins: (endpoint id, region) → probe id.
+    pub pins: BTreeMap<(u64, String), u64>,
+    /// The answer to Rebalance (its `dry_run` is set from the request).
+    pub rebalance: Option<pb::RebalanceReply>,
+    /// The answer to CheckEndpoint.
+    pub check: Option<pb::CheckEndpointReply>,
+    /// Act as a follower: the leader-only shard calls answer
+    /// FAILED_PRECONDITION with `vantage-leader-api: <this address>`.
+    pub follower_of: Option<String>,
+    /// Leader-only shard calls received (ListShards, ShowShard, Rebalance,
+    /// CheckEndpoint), by rpc name.
+    pub leader_calls: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +95,8 @@ enum Reply {
     Maintenance(pb::Maintenance),
     ProbeToken(pb::CreateProbeTokenReply),
     Probe(pb::ProbeInfo),
+    Pinned(pb::PinShardReply),
+    Unpinned(pb::UnpinShardReply),
 }
 
 impl FakeAdmin {
@@ -219,6 +238,22 @@ impl Service {
         Ok(state)
     }
 
+    /// The state for a call only the leader answers: refused with the
+    /// leader's address when the fake plays a follower.
+    #[allow(clippy::result_large_err)]
+    fn leader(&self, rpc: &'static str) -> Result<MutexGuard<'_, FakeState>, Status> {
+        let mut state = self.lock()?;
+        state.leader_calls.push(rpc);
+        if let Some(leader) = &state.follower_of {
+            let mut status = Status::failed_precondition(format!(
+                "this node is not the leader; the leader is node 1 at {leader}"
+            ));
+            status.metadata_mut().insert("vantage-leader-api", leader.parse().unwrap());
+            return Err(status);
+        }
+        Ok(state)
+    }
+
     fn read(&self, consistent: bool) -> Result<MutexGuard<'_, FakeState>, Status> {
         let mut state = self.lock()?;
         if consistent {
@@ -288,7 +323,7 @@ impl FakeState {
                 (!self.maintenance.contains_key(&r.id)).then(|| format!("maintenance window {}", r.id))
             }
             Reply::Probe(r) => (!self.probes.contains_key(&r.id)).then(|| format!("probe {}", r.id)),
-            Reply::ProbeToken(_) | Reply::Removed(_) => None,
+            Reply::ProbeToken(_) | Reply::Removed(_) | Reply::Pinned(_) | Reply::Unpinned(_) => None,
         }
     }
 
@@ -659,6 +694,152 @@ impl AdminService for Service {
         Ok(Response::new(pb::ListProbesReply {
             probes: state.probes.values().map(|(p, _)| p.clone()).collect(),
         }))
+    }
+
+    async fn list_shards(&self, request: Request<pb::ListShardsRequest>) -> Answer<pb::ListShardsReply> {
+        let request = request.into_inner();
+        let state = self.leader("ListShards")?;
+        let probe = match request.probe.as_str() {
+            "" => None,
+            text => Some(state.probe_id(text)?),
+        };
+        let shards = state
+            .shards
+            .iter()
+            .filter(|r| request.region.is_empty() || r.region == request.region)
+            .filter(|r| probe.is_none_or(|p| p == r.probe_id))
+            .cloned()
+            .collect();
+        let uncovered = state
+            .uncovered
+            .iter()
+            .filter(|u| probe.is_none() && (request.region.is_empty() || u.region == request.region))
+            .cloned()
+            .collect();
+        Ok(Response::new(pb::ListShardsReply {
+            assignment_version: 7,
+            shards,
+            uncovered,
+            uncovered_regions: Vec::new(),
+        }))
+    }
+
+    async fn show_shard(&self, request: Request<pb::ShowShardRequest>) -> Answer<pb::ShowShardReply> {
+        let request = request.into_inner();
+        let state = self.leader("ShowShard")?;
+        let id = state.endpoint_id(request.endpoint)?;
+        let endpoint = &state.endpoints[&id];
+        let mut regions: BTreeMap<String, pb::RegionShard> = BTreeMap::new();
+        for row in state.shards.iter().filter(|r| r.endpoint_id == id) {
+            let region = regions
+                .entry(row.region.clone())
+                .or_insert_with(|| pb::RegionShard { region: row.region.clone(), ..Default::default() });
+            region.probes.push(pb::ShardProbe {
+                probe_id: row.probe_id,
+                probe: row.probe.clone(),
+                pinned: row.pinned,
+                connected: row.connected,
+            });
+        }
+        for u in state.uncovered.iter().filter(|u| u.endpoint_id == id) {
+            regions
+                .entry(u.region.clone())
+                .or_insert_with(|| pb::RegionShard { region: u.region.clone(), ..Default::default() });
+        }
+        for ((endpoint_id, region), probe_id) in &state.pins {
+            if let (true, Some(shard)) = (*endpoint_id == id, regions.get_mut(region)) {
+                shard.pinned_probe_id = *probe_id;
+                shard.pinned_probe = state.probes[probe_id].0.name.clone();
+            }
+        }
+        Ok(Response::new(pb::ShowShardReply {
+            endpoint_id: id,
+            endpoint: endpoint.spec.as_ref().unwrap().name.clone(),
+            assignment_version: 7,
+            paused: endpoint.spec.as_ref().unwrap().paused,
+            regions: regions.into_values().collect(),
+        }))
+    }
+
+    async fn pin_shard(&self, request: Request<pb::PinShardRequest>) -> Answer<pb::PinShardReply> {
+        let request = request.into_inner();
+        let unwrap = |r| if let Reply::Pinned(r) = r { Some(r) } else { None };
+        self.mutate("PinShard", request.mutation, Reply::Pinned, unwrap, |state| {
+            let endpoint_id = state.endpoint_id(request.endpoint)?;
+            let probe_id = state.probe_id(&request.probe)?;
+            let probe = state.probes[&probe_id].0.clone();
+            if probe.region != request.region {
+                return Err(Status::invalid_argument(format!(
+                    "probe {:?} is in region {:?}, not {:?}",
+                    probe.name, probe.region, request.region
+                )));
+            }
+            let changed =
+                state.pins.insert((endpoint_id, request.region.clone()), probe_id) != Some(probe_id);
+            for row in
+                state.shards.iter_mut().filter(|r| r.endpoint_id == endpoint_id && r.region == request.region)
+            {
+                row.probe_id = probe_id;
+                row.probe.clone_from(&probe.name);
+                row.pinned = true;
+            }
+            let endpoint = state.endpoints[&endpoint_id].spec.as_ref().unwrap().name.clone();
+            Ok(pb::PinShardReply {
+                endpoint_id,
+                endpoint,
+                region: request.region,
+                probe_id,
+                probe: probe.name,
+                changed,
+            })
+        })
+    }
+
+    async fn unpin_shard(&self, request: Request<pb::UnpinShardRequest>) -> Answer<pb::UnpinShardReply> {
+        let request = request.into_inner();
+        let unwrap = |r| if let Reply::Unpinned(r) = r { Some(r) } else { None };
+        self.mutate("UnpinShard", request.mutation, Reply::Unpinned, unwrap, |state| {
+            let endpoint_id = state.endpoint_id(request.endpoint)?;
+            let removed: Vec<String> = state
+                .pins
+                .keys()
+                .filter(|(e, r)| *e == endpoint_id && (request.region.is_empty() || *r == request.region))
+                .map(|(_, r)| r.clone())
+                .collect();
+            for region in &removed {
+                state.pins.remove(&(endpoint_id, region.clone()));
+            }
+            for row in state
+                .shards
+                .iter_mut()
+                .filter(|r| r.endpoint_id == endpoint_id && removed.contains(&r.region))
+            {
+                row.pinned = false;
+            }
+            let endpoint = state.endpoints[&endpoint_id].spec.as_ref().unwrap().name.clone();
+            Ok(pb::UnpinShardReply { endpoint_id, endpoint, regions: removed })
+        })
+    }
+
+    async fn rebalance(&self, request: Request<pb::RebalanceRequest>) -> Answer<pb::RebalanceReply> {
+        let dry_run = request.into_inner().dry_run;
+        let state = self.leader("Rebalance")?;
+        let mut reply = state.rebalance.clone().unwrap_or_default();
+        reply.dry_run = dry_run;
+        Ok(Response::new(reply))
+    }
+
+    async fn check_endpoint(
+        &self,
+        request: Request<pb::CheckEndpointRequest>,
+    ) -> Answer<pb::CheckEndpointReply> {
+        let request = request.into_inner();
+        let state = self.leader("CheckEndpoint")?;
+        let id = state.endpoint_id(request.endpoint)?;
+        let mut reply =
+            state.check.clone().ok_or_else(|| Status::internal("fake: no check reply arranged"))?;
+        reply.endpoint_id = id;
+        Ok(Response::new(reply))
     }
 
     async fn cluster_status(

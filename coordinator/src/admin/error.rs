@@ -2,8 +2,13 @@
 
 use tonic::{Code, Status};
 
+use crate::mesh::MeshError;
 use crate::node::ClusterError;
 use crate::state::{CommandError, ObjectKind, Outcome};
+
+/// The metadata key carrying the leader's API address (`HOST:PORT`) when a
+/// follower refuses a call only the leader can answer.
+pub const LEADER_API_METADATA: &str = "vantage-leader-api";
 
 /// Why an admin call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +68,29 @@ pub enum AdminError {
         /// The region asked for.
         asked: String,
     },
+    /// The call needs the leader's in-memory state (the assignment, probe
+    /// streams) and this node does not lead.
+    #[error("{}", not_leader_message(*leader_id, leader_api_addr.as_deref()))]
+    NotLeader {
+        /// The leader's id, when known.
+        leader_id: Option<u64>,
+        /// The leader's API address, when known; sent to the client as the
+        /// `vantage-leader-api` metadata.
+        leader_api_addr: Option<String>,
+    },
+    /// This node runs no probe mesh, so it has no assignment to show.
+    #[error("this node does not run the probe mesh, so it has no assignment to show")]
+    NoMesh,
+    /// CheckEndpoint on a paused endpoint.
+    #[error("endpoint {name:?} is paused, so no probe is assigned to check it; resume it first (vantagectl endpoint resume {name})")]
+    EndpointPaused {
+        /// The endpoint's name.
+        name: String,
+    },
+    /// The mesh refused a call (no assignment for the endpoint yet, too many
+    /// checks waiting).
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
     /// The state machine answered with an outcome of another command: a bug.
     #[error("internal error: unexpected outcome {outcome}")]
     Unexpected {
@@ -78,6 +106,16 @@ impl AdminError {
 
     pub(super) fn bad(field: &'static str, reason: impl Into<String>) -> Self {
         AdminError::BadField { field, reason: reason.into() }
+    }
+}
+
+fn not_leader_message(leader_id: Option<u64>, leader_api_addr: Option<&str>) -> String {
+    match (leader_id, leader_api_addr) {
+        (Some(id), Some(addr)) => format!("this node is not the leader; the leader is node {id} at {addr}"),
+        (Some(id), None) => {
+            format!("this node is not the leader; the leader is node {id}, whose address is not known here")
+        }
+        (None, _) => "this node is not the leader and no leader is known yet; retry in a few seconds".into(),
     }
 }
 
@@ -111,7 +149,19 @@ impl From<AdminError> for Status {
             }
             AdminError::Vanished { .. } => Code::Aborted,
             AdminError::Unexpected { .. } => Code::Internal,
+            // With an address the client can go there (no use retrying
+            // here); without one an election may be under way: retry.
+            AdminError::NotLeader { leader_api_addr: Some(_), .. } => Code::FailedPrecondition,
+            AdminError::NotLeader { leader_api_addr: None, .. } => Code::Unavailable,
+            AdminError::NoMesh | AdminError::EndpointPaused { .. } => Code::FailedPrecondition,
+            AdminError::Mesh(mesh) => Status::from(mesh.clone()).code(),
         };
-        Status::new(code, error.to_string())
+        let mut status = Status::new(code, error.to_string());
+        if let AdminError::NotLeader { leader_api_addr: Some(addr), .. } = &error {
+            if let Ok(value) = addr.parse() {
+                status.metadata_mut().insert(LEADER_API_METADATA, value);
+            }
+        }
+        status
     }
 }

@@ -8,11 +8,14 @@
 //! talks to any node sees its own writes.
 //!
 //! Modules: `convert` (wire ↔ state types), `error` (the one mapping of
-//! failures to `tonic::Status`).
+//! failures to `tonic::Status`), `probes` (probe tokens and the live probe
+//! list from a [`ProbeDirectory`]), `shards` (who checks what, pins,
+//! rebalance and check-now from a [`ShardDirectory`]).
 
 mod convert;
 mod error;
 mod probes;
+mod shards;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,8 +31,9 @@ use crate::state::{
 };
 
 pub(crate) use self::convert::assertions_to_pb;
-pub use self::error::AdminError;
+pub use self::error::{AdminError, LEADER_API_METADATA};
 pub use self::probes::{LiveProbe, ProbeDirectory};
+pub use self::shards::{LiveShards, ShardDirectory, CHECK_MARGIN, CHECK_WAIT_CAP};
 pub use crate::node::{ClusterError, ClusterStatus, MemberStatus, Role};
 
 /// What the admin API needs from the coordinator node it runs on.
@@ -89,19 +93,28 @@ pub struct AdminApi<C> {
     auth: Arc<dyn Authorize>,
     clock: Arc<dyn WallClock>,
     probes: Option<Arc<dyn ProbeDirectory>>,
+    shards: Option<Arc<dyn ShardDirectory>>,
 }
 
 impl<C: Cluster> AdminApi<C> {
     /// An API over `cluster`, admitting requests `auth` allows and stamping
     /// changes with `clock`.
     pub fn new(cluster: Arc<C>, auth: Arc<dyn Authorize>, clock: Arc<dyn WallClock>) -> Self {
-        Self { cluster, auth, clock, probes: None }
+        Self { cluster, auth, clock, probes: None, shards: None }
     }
 
     /// Adds the live state of probe streams to `ListProbes` (the node's
     /// mesh). Without it probes are listed as registered, never connected.
     pub fn with_probe_directory(mut self, probes: Arc<dyn ProbeDirectory>) -> Self {
         self.probes = Some(probes);
+        self
+    }
+
+    /// Serves the shard calls (ListShards, ShowShard, Rebalance,
+    /// CheckEndpoint) from the node's mesh. Without it they fail with
+    /// [`AdminError::NoMesh`]; pins work either way.
+    pub fn with_shard_directory(mut self, shards: Arc<dyn ShardDirectory>) -> Self {
+        self.shards = Some(shards);
         self
     }
 
@@ -413,6 +426,39 @@ impl<C: Cluster> pb::admin_service_server::AdminService for AdminApi<C> {
     async fn list_probes(&self, request: GrpcRequest<pb::ListRequest>) -> Reply<pb::ListProbesReply> {
         self.authorize(&request)?;
         Ok(Response::new(self.list_probes_inner(request.get_ref().consistent).await?))
+    }
+
+    async fn list_shards(&self, request: GrpcRequest<pb::ListShardsRequest>) -> Reply<pb::ListShardsReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.list_shards_inner(request.into_inner())?))
+    }
+
+    async fn show_shard(&self, request: GrpcRequest<pb::ShowShardRequest>) -> Reply<pb::ShowShardReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.show_shard_inner(request.into_inner())?))
+    }
+
+    async fn pin_shard(&self, request: GrpcRequest<pb::PinShardRequest>) -> Reply<pb::PinShardReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.pin_shard_inner(request.into_inner()).await?))
+    }
+
+    async fn unpin_shard(&self, request: GrpcRequest<pb::UnpinShardRequest>) -> Reply<pb::UnpinShardReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.unpin_shard_inner(request.into_inner()).await?))
+    }
+
+    async fn rebalance(&self, request: GrpcRequest<pb::RebalanceRequest>) -> Reply<pb::RebalanceReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.rebalance_inner(request.into_inner())?))
+    }
+
+    async fn check_endpoint(
+        &self,
+        request: GrpcRequest<pb::CheckEndpointRequest>,
+    ) -> Reply<pb::CheckEndpointReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.check_endpoint_inner(request.into_inner()).await?))
     }
 
     async fn cluster_status(

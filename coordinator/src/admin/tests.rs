@@ -531,3 +531,370 @@ async fn probes_are_listed_with_their_live_state() {
     let drained = api.drain_probe(req(drain)).await.unwrap().into_inner();
     assert!(drained.drained && drained.connected);
 }
+
+// ---------------------------------------------------------------- shards
+
+/// The leader's live view, as a test double of the mesh.
+struct FakeShards {
+    live: Mutex<Result<LiveShards, AdminError>>,
+    check: Mutex<Option<crate::mesh::CheckReport>>,
+    waits: Mutex<Vec<(u64, Duration)>>,
+}
+
+impl FakeShards {
+    fn leading(live: LiveShards) -> Arc<FakeShards> {
+        Arc::new(FakeShards { live: Mutex::new(Ok(live)), check: Mutex::new(None), waits: Mutex::default() })
+    }
+
+    fn following(leader_api_addr: Option<&str>) -> Arc<FakeShards> {
+        let error =
+            AdminError::NotLeader { leader_id: Some(2), leader_api_addr: leader_api_addr.map(Into::into) };
+        Arc::new(FakeShards {
+            live: Mutex::new(Err(error)),
+            check: Mutex::new(None),
+            waits: Mutex::default(),
+        })
+    }
+}
+
+impl ShardDirectory for FakeShards {
+    fn shards(&self) -> Result<LiveShards, AdminError> {
+        self.live.lock().unwrap().clone()
+    }
+
+    fn rebalance(&self, dry_run: bool) -> Result<crate::mesh::RebalanceReport, AdminError> {
+        self.shards()?;
+        Ok(crate::mesh::RebalanceReport {
+            dry_run,
+            expired: vec![2],
+            moves: vec![
+                crate::mesh::ShardMove { endpoint_id: 1, region: "eu".into(), from: vec![2], to: vec![3] },
+                crate::mesh::ShardMove { endpoint_id: 2, region: "eu".into(), from: vec![2], to: vec![3] },
+            ],
+            version: 8,
+        })
+    }
+
+    fn check_endpoint(
+        &self,
+        endpoint_id: u64,
+        wait: Duration,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<crate::mesh::CheckReport, AdminError>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            self.shards()?;
+            self.waits.lock().unwrap().push((endpoint_id, wait));
+            Ok(self.check.lock().unwrap().clone().expect("a check report arranged"))
+        })
+    }
+}
+
+/// Regions eu and us; endpoints 1 "web" (every region) and 2 "api" (eu
+/// only); probes 1 eu-1, 2 eu-2, 3 us-1.
+async fn shard_fixture() -> (AdminApi<MemoryCluster>, Arc<MemoryCluster>) {
+    let (api, cluster) = api();
+    with_region(&api, "eu").await;
+    with_region(&api, "us").await;
+    api.add_endpoint(req(add("web", "e1"))).await.unwrap();
+    let mut only_eu = add("api", "e2");
+    only_eu.spec.as_mut().unwrap().regions = vec!["eu".into()];
+    api.add_endpoint(req(only_eu)).await.unwrap();
+    for (key, probe, region) in [("p1", "eu-1", "eu"), ("p2", "eu-2", "eu"), ("p3", "us-1", "us")] {
+        api.create_probe_token(create(key, probe, region, 0)).await.unwrap();
+    }
+    (api, cluster)
+}
+
+fn pin(key: &str, endpoint: &str, region: &str, probe: &str) -> GrpcRequest<pb::PinShardRequest> {
+    req(pb::PinShardRequest {
+        mutation: mutation(key),
+        endpoint: by(endpoint),
+        region: region.into(),
+        probe: probe.into(),
+    })
+}
+
+/// The assignment the mesh would publish for the fixture's state with
+/// every probe live.
+fn live_shards(cluster: &MemoryCluster, connected: &[u64]) -> LiveShards {
+    let inputs = cluster.read(|s| crate::mesh::placement::inputs(s, |_| true));
+    LiveShards {
+        version: 7,
+        assignment: crate::mesh::placement::assign(&inputs),
+        uncovered_regions: Default::default(),
+        connected: connected.iter().copied().collect(),
+    }
+}
+
+#[tokio::test]
+async fn pins_are_validated_replicated_and_retried_by_key() {
+    let (api, cluster) = shard_fixture().await;
+    let pinned = api.pin_shard(pin("k1", "web", "eu", "eu-2")).await.unwrap().into_inner();
+    assert_eq!(
+        (
+            pinned.endpoint_id,
+            pinned.endpoint.as_str(),
+            pinned.region.as_str(),
+            pinned.probe_id,
+            pinned.probe.as_str()
+        ),
+        (1, "web", "eu", 2, "eu-2")
+    );
+    assert!(pinned.changed);
+    let retry = api.pin_shard(pin("k1", "web", "eu", "eu-2")).await.unwrap().into_inner();
+    assert_eq!(retry, pinned, "a retry answers from the remembered outcome");
+    let again = api.pin_shard(pin("k2", "1", "eu", "2")).await.unwrap().into_inner();
+    assert!(!again.changed, "by id, the same pin again changes nothing");
+    assert_eq!(cluster.read(|s| s.pins().len()), 1);
+
+    let refusals = [
+        (
+            pin("k3", "api", "us", "us-1"),
+            Code::InvalidArgument,
+            "endpoint \"api\" is not checked from region \"us\"",
+        ),
+        (
+            pin("k4", "web", "eu", "us-1"),
+            Code::InvalidArgument,
+            "probe \"us-1\" is in region \"us\", not \"eu\"",
+        ),
+        (pin("k5", "web", "eu", "nope"), Code::NotFound, "no probe named \"nope\""),
+        (pin("k6", "nope", "eu", "eu-1"), Code::NotFound, "no endpoint named \"nope\""),
+        (pin("k7", "web", "mars", "eu-1"), Code::InvalidArgument, "unknown region \"mars\""),
+        (pin("k8", "web", " ", "eu-1"), Code::InvalidArgument, "region: missing"),
+    ];
+    for (request, code, message) in refusals {
+        let status = api.pin_shard(request).await.unwrap_err();
+        assert_eq!(status.code(), code, "{}", status.message());
+        assert!(status.message().starts_with(message), "{}", status.message());
+    }
+    assert_eq!(cluster.read(|s| s.pins().len()), 1, "refusals change nothing");
+
+    let unpin = |key: &str, region: &str| {
+        req(pb::UnpinShardRequest { mutation: mutation(key), endpoint: by("web"), region: region.into() })
+    };
+    let removed = api.unpin_shard(unpin("u1", "eu")).await.unwrap().into_inner();
+    assert_eq!((removed.endpoint.as_str(), removed.regions), ("web", vec!["eu".to_string()]));
+    let nothing = api.unpin_shard(unpin("u2", "")).await.unwrap().into_inner();
+    assert!(nothing.regions.is_empty(), "unpinning what is not pinned removes nothing");
+    assert!(cluster.read(|s| s.pins().is_empty()));
+}
+
+#[tokio::test]
+async fn shards_are_listed_and_shown_from_the_leaders_assignment_with_pins() {
+    let (api, cluster) = shard_fixture().await;
+    api.pin_shard(pin("k1", "web", "eu", "eu-2")).await.unwrap();
+    let api = api.with_shard_directory(FakeShards::leading(live_shards(&cluster, &[2, 3])));
+
+    let list =
+        |region: &str, probe: &str| req(pb::ListShardsRequest { region: region.into(), probe: probe.into() });
+    let all = api.list_shards(list("", "")).await.unwrap().into_inner();
+    assert_eq!(all.assignment_version, 7);
+    // web from eu and us, api from eu only.
+    assert_eq!(all.shards.len(), 3, "{:?}", all.shards);
+    let web_eu = all.shards.iter().find(|r| r.endpoint == "web" && r.region == "eu").unwrap();
+    assert_eq!((web_eu.probe.as_str(), web_eu.pinned, web_eu.connected), ("eu-2", true, true));
+    assert!(all.shards.iter().filter(|r| r.endpoint != "web" || r.region != "eu").all(|r| !r.pinned));
+    assert!(all.uncovered.is_empty());
+
+    let us = api.list_shards(list("us", "")).await.unwrap().into_inner();
+    assert_eq!(
+        us.shards.iter().map(|r| (r.endpoint.as_str(), r.probe.as_str())).collect::<Vec<_>>(),
+        [("web", "us-1")]
+    );
+    let by_probe = api.list_shards(list("", "eu-2")).await.unwrap().into_inner();
+    assert!(by_probe.shards.iter().all(|r| r.probe_id == 2) && !by_probe.shards.is_empty());
+    let unknown = api.list_shards(list("", "nope")).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let unknown = api.list_shards(list("mars", "")).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+
+    let show = api.show_shard(req(pb::ShowShardRequest { endpoint: by("web") })).await.unwrap().into_inner();
+    assert_eq!((show.endpoint_id, show.endpoint.as_str(), show.assignment_version), (1, "web", 7));
+    let regions: Vec<_> = show.regions.iter().map(|r| r.region.as_str()).collect();
+    assert_eq!(regions, ["eu", "us"]);
+    let eu = &show.regions[0];
+    assert_eq!((eu.pinned_probe_id, eu.pinned_probe.as_str(), eu.pin_problem.as_str()), (2, "eu-2", ""));
+    assert_eq!(eu.probes.len(), 1);
+    assert!(eu.probes[0].pinned && eu.probes[0].connected && eu.probes[0].probe == "eu-2");
+}
+
+#[tokio::test]
+async fn an_unsatisfied_pin_says_why_and_an_uncovered_region_has_no_probes() {
+    let (api, cluster) = shard_fixture().await;
+    api.pin_shard(pin("k1", "web", "eu", "eu-2")).await.unwrap();
+    // eu-2 and us-1 are gone beyond grace: eu falls back to eu-1, us is uncovered.
+    let inputs = cluster.read(|s| crate::mesh::placement::inputs(s, |id| id == 1));
+    let live = LiveShards {
+        version: 9,
+        assignment: crate::mesh::placement::assign(&inputs),
+        uncovered_regions: ["us".to_string()].into(),
+        connected: [1].into(),
+    };
+    let api = api.with_shard_directory(FakeShards::leading(live));
+    let show = api.show_shard(req(pb::ShowShardRequest { endpoint: by("web") })).await.unwrap().into_inner();
+    let eu = &show.regions[0];
+    assert_eq!(eu.probes.iter().map(|p| (p.probe.as_str(), p.pinned)).collect::<Vec<_>>(), [("eu-1", false)]);
+    assert!(eu.pin_problem.contains("not eligible"), "{}", eu.pin_problem);
+    assert!(show.regions[1].probes.is_empty(), "us is uncovered");
+    let list = api.list_shards(req(pb::ListShardsRequest::default())).await.unwrap().into_inner();
+    assert_eq!(
+        list.uncovered.iter().map(|u| (u.endpoint.as_str(), u.region.as_str())).collect::<Vec<_>>(),
+        [("web", "us")]
+    );
+    assert_eq!(list.uncovered_regions, ["us"]);
+}
+
+#[tokio::test]
+async fn shard_calls_on_a_follower_name_the_leader_and_its_address() {
+    let (api, _) = shard_fixture().await;
+    let follower = api.with_shard_directory(FakeShards::following(Some("10.0.0.2:7400")));
+    let status = follower.list_shards(req(pb::ListShardsRequest::default())).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(status.message(), "this node is not the leader; the leader is node 2 at 10.0.0.2:7400");
+    assert_eq!(status.metadata().get(LEADER_API_METADATA).unwrap(), "10.0.0.2:7400");
+    for status in [
+        follower.show_shard(req(pb::ShowShardRequest { endpoint: by("web") })).await.unwrap_err(),
+        follower.rebalance(req(pb::RebalanceRequest { dry_run: true })).await.unwrap_err(),
+        follower.check_endpoint(req(pb::CheckEndpointRequest { endpoint: by("web") })).await.unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{}", status.message());
+        assert!(status.metadata().get(LEADER_API_METADATA).is_some());
+    }
+    // Pins are replicated writes: a follower forwards them.
+    assert!(follower.pin_shard(pin("k1", "web", "eu", "eu-1")).await.is_ok());
+
+    let (api, _) = shard_fixture().await;
+    let leaderless = api.with_shard_directory(FakeShards::following(None));
+    let status = leaderless.list_shards(req(pb::ListShardsRequest::default())).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "retryable while an election runs");
+    assert!(status.metadata().get(LEADER_API_METADATA).is_none());
+
+    let (plain, _) = shard_fixture().await;
+    let status = plain.list_shards(req(pb::ListShardsRequest::default())).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("does not run the probe mesh"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn rebalance_reports_moves_by_region_with_names() {
+    let (api, cluster) = shard_fixture().await;
+    let api = api.with_shard_directory(FakeShards::leading(live_shards(&cluster, &[1, 2, 3])));
+    let reply = api.rebalance(req(pb::RebalanceRequest { dry_run: true })).await.unwrap().into_inner();
+    assert!(reply.dry_run);
+    assert_eq!(reply.expired_probes, ["eu-2"]);
+    assert_eq!(reply.regions, [pb::RegionMoves { region: "eu".into(), endpoints_moved: 2 }]);
+    let first = &reply.moves[0];
+    assert_eq!(
+        (first.endpoint.as_str(), first.from.clone(), first.to.clone()),
+        ("web", vec!["eu-2".into()], vec!["us-1".into()])
+    );
+    assert_eq!(reply.assignment_version, 8);
+}
+
+#[tokio::test]
+async fn check_endpoint_answers_one_row_per_region_and_waits_for_the_timeout_plus_a_margin() {
+    use crate::mesh::{AcceptedResult, CheckReport, ProbeOutcome};
+    use vantage_core::result::{CheckError, CheckResult, ErrorKind, Phases};
+    use vantage_core::spec::CheckKind;
+
+    let (api, cluster) = shard_fixture().await;
+    let shards = FakeShards::leading(live_shards(&cluster, &[1, 3]));
+    let result = |ok: bool| CheckResult {
+        url: "https://example.com/health".into(),
+        kind: CheckKind::Https,
+        ok,
+        error: (!ok).then(|| CheckError {
+            kind: ErrorKind::ConnectRefused,
+            message: "connection refused".into(),
+            phase: None,
+            tls_reason: None,
+        }),
+        status_code: ok.then_some(200),
+        http_version: None,
+        remote_addr: None,
+        phases_ms: Phases {
+            dns: Duration::from_micros(1_500),
+            connect: Duration::from_millis(2),
+            tls: Duration::from_millis(3),
+            ttfb: Duration::from_millis(4),
+            transfer: Duration::from_millis(5),
+            total: Duration::from_micros(15_500),
+        },
+        tls: None,
+        body_bytes: 0,
+        started_at: SystemTime::UNIX_EPOCH,
+        hops: Vec::new(),
+        dns_answers: Vec::new(),
+    };
+    let accepted = |probe_id: u64, region: &str, ok: bool| {
+        ProbeOutcome::Answered(Box::new(AcceptedResult {
+            probe_id,
+            region: region.into(),
+            seq: 1,
+            endpoint_id: 1,
+            round: 0,
+            skipped: false,
+            probe_unhealthy: false,
+            planned_start: SystemTime::UNIX_EPOCH,
+            lag: Duration::ZERO,
+            out_of_slot: true,
+            request_id: Some("chk-7-1".into()),
+            result: Some(result(ok)),
+            received_at: SystemTime::UNIX_EPOCH,
+        }))
+    };
+    *shards.check.lock().unwrap() = Some(CheckReport {
+        endpoint_id: 1,
+        request_id: "chk-7-1".into(),
+        regions: [
+            ("ap".to_string(), vec![ProbeOutcome::Uncovered]),
+            ("eu".to_string(), vec![accepted(1, "eu", true)]),
+            ("sa".to_string(), vec![ProbeOutcome::Unreachable { probe_id: 2 }]),
+            ("us".to_string(), vec![accepted(3, "us", false)]),
+            ("zz".to_string(), vec![ProbeOutcome::TimedOut { probe_id: 2 }]),
+        ]
+        .into(),
+    });
+    let api = api.with_shard_directory(shards.clone());
+    let reply =
+        api.check_endpoint(req(pb::CheckEndpointRequest { endpoint: by("web") })).await.unwrap().into_inner();
+    assert_eq!(
+        (reply.endpoint_id, reply.endpoint.as_str(), reply.request_id.as_str()),
+        (1, "web", "chk-7-1")
+    );
+    let rows: Vec<_> =
+        reply.regions.iter().map(|r| (r.region.as_str(), r.probe.as_str(), r.outcome.as_str())).collect();
+    assert_eq!(
+        rows,
+        [
+            ("ap", "", "uncovered"),
+            ("eu", "eu-1", "ok"),
+            ("sa", "eu-2", "unreachable"),
+            ("us", "us-1", "failed"),
+            ("zz", "eu-2", "timed_out")
+        ]
+    );
+    let eu = &reply.regions[1];
+    assert_eq!(
+        (eu.dns_ms, eu.connect_ms, eu.tls_ms, eu.ttfb_ms, eu.transfer_ms, eu.total_ms),
+        (1.5, 2.0, 3.0, 4.0, 5.0, 15.5)
+    );
+    assert_eq!(eu.status_code, Some(200));
+    let us = &reply.regions[3];
+    assert_eq!(
+        (us.error_kind.as_str(), us.message.as_str(), us.status_code),
+        ("connect_refused", "connection refused", None)
+    );
+    assert!(reply.regions[4].message.contains("10000 ms"), "{}", reply.regions[4].message);
+    // The fixture's timeout is 5 s: wait 5 s + the margin.
+    assert_eq!(*shards.waits.lock().unwrap(), [(1, Duration::from_secs(5) + CHECK_MARGIN)]);
+
+    let paused =
+        pb::SetEndpointPausedRequest { mutation: mutation("pause"), endpoint: by("web"), paused: true };
+    api.set_endpoint_paused(req(paused)).await.unwrap();
+    let status = api.check_endpoint(req(pb::CheckEndpointRequest { endpoint: by("web") })).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("vantagectl endpoint resume web"), "{}", status.message());
+}

@@ -102,6 +102,12 @@ pub enum MeshError {
         /// The endpoint.
         endpoint_id: u64,
     },
+    /// Too many `check` calls wait for their results at once.
+    #[error("{max} checks are already waiting for their results; try again in a few seconds")]
+    TooManyChecks {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl From<MeshError> for Status {
@@ -122,6 +128,7 @@ impl From<MeshError> for Status {
             MeshError::Disconnected => Code::Cancelled,
             MeshError::NotLeader | MeshError::ShuttingDown => Code::Unavailable,
             MeshError::NotPlaced { .. } => Code::FailedPrecondition,
+            MeshError::TooManyChecks { .. } => Code::ResourceExhausted,
         };
         Status::new(code, error.to_string())
     }

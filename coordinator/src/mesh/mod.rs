@@ -13,7 +13,7 @@
 //! - Only the leader holds streams; a follower answers `Redirect` and
 //!   closes.
 //! - The leader recomputes the assignment ([`shard::assign`]) from the
-//!   replicated configuration, in-memory pins and the live set (connected,
+//!   replicated configuration (pins included) and the live set (connected,
 //!   or disconnected for less than `probe_grace`), debounced, whenever one
 //!   of them changes. Each stream pushes its probe a full set on connect,
 //!   then deltas against what it last sent.
@@ -27,13 +27,18 @@
 //! Modules: `session` (the service and one task per stream), `ingest`
 //! (checkpoints of processed sequence numbers, delayed acknowledgements), [`results`]
 //! (validation, de-duplication, sinks), [`placement`] (assignment inputs
-//! from the state), `error` ([`MeshError`] and its one `Status` mapping),
-//! `node` ([`MeshNode`] for [`crate::node::ClusterNode`]).
+//! from the state), `check` (check-now and waiting for its results by
+//! request id: [`Mesh::check_endpoint`]), `rebalance` (ending grace periods
+//! and recomputing at once: [`Mesh::rebalance`]), `error` ([`MeshError`]
+//! and its one `Status` mapping), `node` ([`MeshNode`] for
+//! [`crate::node::ClusterNode`]).
 
+mod check;
 mod error;
 mod ingest;
 mod node;
 pub mod placement;
+mod rebalance;
 pub mod results;
 mod session;
 
@@ -54,8 +59,9 @@ use vantage_proto::pb;
 
 use crate::state::{MeshState, Outcome, Request};
 
+pub use self::check::{CheckReport, ProbeOutcome, MAX_WAITERS, WAITER_CAPACITY};
 pub use self::error::MeshError;
-pub use self::placement::Pins;
+pub use self::rebalance::{RebalanceReport, ShardMove};
 pub use self::results::{AcceptedResult, MemorySink, RejectReason, ResultSink};
 pub use self::session::ProbeApi;
 
@@ -275,10 +281,15 @@ impl Mesh {
         let (published, _) = watch::channel(Arc::new(Published::default()));
         let first_version =
             clock.now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64).max(1);
+        // Results answering a CheckNow are shown to whoever waits for them
+        // (`check_endpoint`) on their way to the sink.
+        let waiters = Arc::new(check::Waiters::default());
+        let sink = Arc::new(check::TapSink { waiters: waiters.clone(), inner: sink });
         let shared = Arc::new(Shared {
             node,
             clock,
             sink,
+            waiters,
             options,
             inner: Mutex::new(Inner::default()),
             published,
@@ -343,50 +354,30 @@ impl Mesh {
             .collect()
     }
 
-    /// Pins `endpoint_id` in `region` to `probe_id` (in this leader's
-    /// memory only: pins are not replicated yet).
-    pub fn pin(&self, endpoint_id: u64, region: &str, probe_id: u64) {
-        {
-            let mut inner = self.shared.lock();
-            inner.pins.entry(endpoint_id).or_default().insert(region.to_owned(), probe_id);
-            inner.pin_changes += 1;
-        }
-        self.shared.changed.notify_one();
-    }
-
-    /// Removes the pin of `endpoint_id` in `region`, or all its pins.
-    pub fn unpin(&self, endpoint_id: u64, region: Option<&str>) {
-        {
-            let mut inner = self.shared.lock();
-            inner.pin_changes += 1;
-            match region {
-                None => {
-                    inner.pins.remove(&endpoint_id);
-                }
-                Some(region) => {
-                    if let Some(pins) = inner.pins.get_mut(&endpoint_id) {
-                        pins.remove(region);
-                        if pins.is_empty() {
-                            inner.pins.remove(&endpoint_id);
-                        }
-                    }
-                }
-            }
-        }
-        self.shared.changed.notify_one();
-    }
-
     /// Asks every probe assigned to `endpoint_id`, in every region, to
     /// check it now; their results carry the returned ticket's id.
     pub fn check_now(&self, endpoint_id: u64) -> Result<CheckNowTicket, MeshError> {
+        self.send_check_now(endpoint_id, self.next_request_id())
+    }
+
+    /// Whether this node leads, and if not, who does.
+    pub fn leadership(&self) -> Leadership {
+        self.shared.node.leadership()
+    }
+
+    /// A request id no other CheckNow of this leader carries.
+    fn next_request_id(&self) -> String {
+        let version = self.assignment().version;
+        format!("chk-{version}-{}", self.shared.next_request.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn send_check_now(&self, endpoint_id: u64, request_id: String) -> Result<CheckNowTicket, MeshError> {
         if !matches!(self.shared.node.leadership(), Leadership::Leader) {
             return Err(MeshError::NotLeader);
         }
         let published = self.assignment();
         let regions =
             published.assignment.endpoint(endpoint_id).ok_or(MeshError::NotPlaced { endpoint_id })?;
-        let request_id =
-            format!("chk-{}-{}", published.version, self.shared.next_request.fetch_add(1, Ordering::Relaxed));
         let mut ticket = CheckNowTicket {
             request_id: request_id.clone(),
             sent: Vec::new(),
@@ -440,7 +431,6 @@ impl Mesh {
         let mut last: Option<placement::Inputs> = None;
         let mut last_index = None;
         let mut last_live = None;
-        let mut last_pins_generation = u64::MAX;
         let mut was_leader = false;
         loop {
             tokio::select! {
@@ -459,15 +449,8 @@ impl Mesh {
                 self.assume_registered_probes_live();
             }
             let index = shared.node.applied_index();
-            let (live, pins_generation) = {
-                let inner = shared.lock();
-                (inner.live_set(Instant::now(), shared.options.probe_grace), inner.pins_generation())
-            };
-            if last.is_some()
-                && last_index == Some(index)
-                && last_live.as_ref() == Some(&live)
-                && last_pins_generation == pins_generation
-            {
+            let live = shared.lock().live_set(Instant::now(), shared.options.probe_grace);
+            if last.is_some() && last_index == Some(index) && last_live.as_ref() == Some(&live) {
                 continue;
             }
             // Let a burst of changes settle, then read them all at once;
@@ -479,17 +462,9 @@ impl Mesh {
                 }
             }
             let index = shared.node.applied_index();
-            let (live, pins, pins_generation) = {
-                let inner = shared.lock();
-                (
-                    inner.live_set(Instant::now(), shared.options.probe_grace),
-                    inner.pins.clone(),
-                    inner.pins_generation(),
-                )
-            };
-            let inputs =
-                read(&*shared.node, |state| placement::inputs(state, &pins, |id| live.contains(&id)));
-            (last_index, last_live, last_pins_generation) = (Some(index), Some(live), pins_generation);
+            let live = shared.lock().live_set(Instant::now(), shared.options.probe_grace);
+            let inputs = read(&*shared.node, |state| placement::inputs(state, |id| live.contains(&id)));
+            (last_index, last_live) = (Some(index), Some(live));
             if last.as_ref() == Some(&inputs) {
                 continue;
             }
@@ -579,10 +554,11 @@ struct Shared {
     node: Arc<dyn MeshNode>,
     clock: Arc<dyn WallClock>,
     sink: Arc<dyn ResultSink>,
+    waiters: Arc<check::Waiters>,
     options: MeshOptions,
     inner: Mutex<Inner>,
     published: watch::Sender<Arc<Published>>,
-    /// Wakes the assignment task (a probe joined or left, a pin changed).
+    /// Wakes the assignment task (a probe joined or left).
     changed: Notify,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -615,8 +591,6 @@ struct Inner {
     dedup: HashMap<u64, results::SeqWindow>,
     /// Processed since the last checkpoint, in `pending.term`.
     pending: ingest::Pending,
-    pins: Pins,
-    pin_changes: u64,
 }
 
 impl Inner {
@@ -637,11 +611,6 @@ impl Inner {
         }
         self.dedup.clear();
         self.pending = ingest::Pending { term, probes: BTreeMap::new() };
-    }
-
-    /// Bumped by every pin change.
-    fn pins_generation(&self) -> u64 {
-        self.pin_changes
     }
 }
 

@@ -8,10 +8,6 @@ use vantage_proto::pb;
 
 use crate::state::{Endpoint, MeshState};
 
-/// Pins (`shard pin`): endpoint → region → probe. Held in the leader's
-/// memory until the replicated state has a command for them.
-pub type Pins = BTreeMap<u64, BTreeMap<String, u64>>;
-
 /// Everything an assignment is computed from. Two equal inputs give the
 /// same assignment, so an unchanged input needs no recomputation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,9 +22,10 @@ pub struct Inputs {
     pub endpoints: BTreeMap<u64, pb::AssignedEndpoint>,
 }
 
-/// Reads placements, regions and endpoint specs from `state`; candidates
-/// from the registrations, live when `is_live(probe id)`.
-pub fn inputs(state: &MeshState, pins: &Pins, is_live: impl Fn(u64) -> bool) -> Inputs {
+/// Reads placements (with their replicated pins), regions and endpoint
+/// specs from `state`; candidates from the registrations, live when
+/// `is_live(probe id)`.
+pub fn inputs(state: &MeshState, is_live: impl Fn(u64) -> bool) -> Inputs {
     let mut placements = Vec::new();
     let mut endpoints = BTreeMap::new();
     for endpoint in state.endpoints().values().filter(|e| !e.spec.paused) {
@@ -37,8 +34,8 @@ pub fn inputs(state: &MeshState, pins: &Pins, is_live: impl Fn(u64) -> bool) -> 
         if !endpoint.spec.regions.is_empty() {
             placement.regions = Some(endpoint.spec.regions.clone());
         }
-        if let Some(pinned) = pins.get(&id) {
-            placement.pins = pinned.clone();
+        if let Some(pinned) = state.pins().get(&endpoint.id) {
+            placement.pins = pinned.iter().map(|(region, probe)| (region.clone(), probe.0)).collect();
         }
         placements.push(placement);
         endpoints.insert(id, assigned_endpoint(endpoint));

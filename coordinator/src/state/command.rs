@@ -155,6 +155,24 @@ pub enum Command {
         /// The token to revoke.
         id: AdminTokenId,
     },
+    /// Pins an endpoint in one region to one probe of that region: the
+    /// probe takes one of the region's replica slots while it is eligible.
+    /// Pinning again in the same region replaces the pin.
+    PinEndpoint {
+        /// The endpoint to pin.
+        endpoint: EndpointId,
+        /// A region the endpoint is checked from.
+        region: String,
+        /// A probe of that region.
+        probe: ProbeId,
+    },
+    /// Removes an endpoint's pin in one region, or all its pins.
+    UnpinEndpoint {
+        /// The endpoint to unpin.
+        endpoint: EndpointId,
+        /// The region whose pin to remove; `None`: every region.
+        region: Option<String>,
+    },
     /// Records that a coordinator node is being removed from the cluster,
     /// so its id is never given to another node. Committed before the
     /// membership change that removes it.
@@ -292,6 +310,24 @@ pub enum Outcome {
     AdminTokenRevoked {
         /// Its id.
         id: AdminTokenId,
+    },
+    /// An endpoint was pinned in a region.
+    EndpointPinned {
+        /// The endpoint.
+        endpoint: EndpointId,
+        /// The region.
+        region: String,
+        /// The pinned probe.
+        probe: ProbeId,
+        /// False when that pin was already there.
+        changed: bool,
+    },
+    /// Pins of an endpoint were removed.
+    EndpointUnpinned {
+        /// The endpoint.
+        endpoint: EndpointId,
+        /// The regions whose pins were removed; empty when none was pinned.
+        regions: Vec<String>,
     },
     /// A coordinator node id was retired.
     NodeRetired {
@@ -468,6 +504,26 @@ pub enum CommandError {
     InvalidWebhookSecret {
         /// What is wrong.
         reason: String,
+    },
+    /// A pin names a region the endpoint is not checked from.
+    #[error("endpoint {endpoint:?} is not checked from region {region:?} (it is checked from {}); pin it in one of those, or add the region to the endpoint first", regions.join(", "))]
+    RegionNotChecked {
+        /// The endpoint's name.
+        endpoint: String,
+        /// The region of the pin.
+        region: String,
+        /// The regions it is checked from.
+        regions: Vec<String>,
+    },
+    /// A pin names a probe of another region than the pin's.
+    #[error("probe {probe:?} is in region {probe_region:?}, not {region:?}; pin a probe of region {region:?} (list them with: vantagectl probe list)")]
+    PinProbeInOtherRegion {
+        /// The probe's name.
+        probe: String,
+        /// The probe's region.
+        probe_region: String,
+        /// The region of the pin.
+        region: String,
     },
     /// A maintenance window's times or scope are wrong.
     #[error("invalid maintenance window: {reason}")]

@@ -256,6 +256,7 @@ pub(super) fn update_endpoint(
         endpoint.spec = spec.clone();
         endpoint.updated_at = at;
     }
+    super::pins::forget_unchecked_regions(state, id);
     Ok(Outcome::EndpointUpdated { id, changed: true })
 }
 
@@ -283,6 +284,7 @@ pub(super) fn remove_endpoint(state: &mut MeshState, id: EndpointId) -> Result<O
     for window in state.tables.maintenance.values_mut() {
         window.spec.endpoints.remove(&id);
     }
+    super::pins::forget_endpoint(state, id);
     Ok(Outcome::EndpointRemoved { id })
 }
 

@@ -9,8 +9,8 @@
 //!
 //! Modules, one per family of objects, each with its types and one apply
 //! function per command:
-//! - [`regions`], [`endpoints`], [`probes`], [`webhooks`], [`maintenance`],
-//!   [`admin_tokens`];
+//! - [`regions`], [`endpoints`], [`probes`], [`pins`], [`webhooks`],
+//!   [`maintenance`], [`admin_tokens`];
 //! - [`cluster`]: the coordinator cluster's own bookkeeping (ids of removed
 //!   nodes, never reused);
 //! - [`ingest`]: the ledger of result sequence numbers each probe had
@@ -31,6 +31,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod ingest;
 pub mod maintenance;
+pub mod pins;
 pub mod probes;
 pub mod regions;
 pub mod snapshot;
@@ -53,6 +54,7 @@ pub use self::endpoints::{AssertionSpec, Endpoint, EndpointKind, EndpointSpec};
 pub use self::ids::{AdminTokenId, EndpointId, IdCounters, MaintenanceId, ProbeId, UnixMillis, WebhookId};
 pub use self::ingest::{IngestEntry, ProbeLedger, SeqRanges};
 pub use self::maintenance::{MaintenanceSpec, MaintenanceWindow};
+pub use self::pins::EndpointPins;
 pub use self::probes::{ProbeRegistration, ProbeSpec, TokenHash};
 pub use self::regions::Region;
 pub use self::webhooks::{AlertEvent, Webhook, WebhookFilter, WebhookFormat, WebhookSecret, WebhookSpec};
@@ -86,6 +88,11 @@ struct Tables {
     /// Ids of coordinator nodes removed from the cluster; never reused.
     #[serde(default)]
     retired_nodes: BTreeSet<u64>,
+    /// Endpoint → region → pinned probe (`shard pin`). Left out of the
+    /// snapshot when empty, so a snapshot without pins still loads in a
+    /// build that predates them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pins: BTreeMap<EndpointId, EndpointPins>,
     /// Per probe, the result sequence numbers processed.
     #[serde(default)]
     ingest: BTreeMap<ProbeId, ingest::ProbeLedger>,
@@ -152,6 +159,12 @@ impl MeshState {
             Command::RemoveMaintenance { id } => maintenance::remove_maintenance(self, *id),
             Command::AddAdminToken(spec) => admin_tokens::add_admin_token(self, at, spec),
             Command::RevokeAdminToken { id } => admin_tokens::revoke_admin_token(self, *id),
+            Command::PinEndpoint { endpoint, region, probe } => {
+                pins::pin_endpoint(self, *endpoint, region, *probe)
+            }
+            Command::UnpinEndpoint { endpoint, region } => {
+                pins::unpin_endpoint(self, *endpoint, region.as_deref())
+            }
             Command::RetireNode { node_id } => Ok(cluster::retire_node(self, *node_id)),
             Command::RecordIngest { entries } => Ok(ingest::record_ingest(self, at, entries)),
         }
@@ -180,6 +193,12 @@ impl MeshState {
     /// The probe whose token has this hash.
     pub fn probe_by_token_hash(&self, hash: &TokenHash) -> Option<&ProbeRegistration> {
         self.tables.probes.values().find(|p| p.token_hash == *hash)
+    }
+
+    /// The pins (`shard pin`): endpoint → region → probe. Every pin names
+    /// an existing endpoint, one of its regions, and a probe of that region.
+    pub fn pins(&self) -> &BTreeMap<EndpointId, EndpointPins> {
+        &self.tables.pins
     }
 
     /// The webhooks, by id.

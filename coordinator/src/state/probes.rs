@@ -161,6 +161,7 @@ pub(super) fn rotate_probe_token(
 /// Applies [`Command::RemoveProbe`](super::Command::RemoveProbe).
 pub(super) fn remove_probe(state: &mut MeshState, id: ProbeId) -> Result<Outcome, CommandError> {
     state.tables.probes.remove(&id).ok_or(CommandError::NotFound { kind: ObjectKind::Probe, id: id.0 })?;
+    super::pins::forget_probe(state, id);
     super::ingest::forget_probe(&mut state.tables.ingest, id);
     Ok(Outcome::ProbeRemoved { id })
 }

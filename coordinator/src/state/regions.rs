@@ -40,5 +40,8 @@ pub(super) fn remove_region(state: &mut MeshState, name: &str) -> Result<Outcome
         return Err(CommandError::RegionInUse { region: name.to_string(), endpoints, probes });
     }
     state.tables.regions.remove(name);
+    // A pin needs a probe in its region, so none should be left; dropping
+    // them anyway keeps "pins name existing regions" true by construction.
+    super::pins::forget_region(state, name);
     Ok(Outcome::RegionRemoved { name: name.to_string() })
 }

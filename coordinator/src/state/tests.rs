@@ -302,6 +302,61 @@ fn apply_each_command() {
         ("remove probe", Command::RemoveProbe { id: ProbeId(1) }, |r| {
             *r == Applied(Outcome::ProbeRemoved { id: ProbeId(1) })
         }),
+        // Pins.
+        (
+            "pin endpoint",
+            Command::PinEndpoint { endpoint: EndpointId(2), region: "us-east".into(), probe: ProbeId(1) },
+            |r| {
+                *r == Applied(Outcome::EndpointPinned {
+                    endpoint: EndpointId(2),
+                    region: "us-east".into(),
+                    probe: ProbeId(1),
+                    changed: true,
+                })
+            },
+        ),
+        (
+            "pin unknown endpoint",
+            Command::PinEndpoint { endpoint: EndpointId(9), region: "us-east".into(), probe: ProbeId(1) },
+            |r| *r == Rejected(E::NotFound { kind: ObjectKind::Endpoint, id: 9 }),
+        ),
+        (
+            "pin in an unknown region",
+            Command::PinEndpoint { endpoint: EndpointId(2), region: "mars".into(), probe: ProbeId(1) },
+            |r| *r == Rejected(E::UnknownRegion { region: "mars".into() }),
+        ),
+        (
+            "pin in a region the endpoint is not checked from",
+            Command::PinEndpoint { endpoint: EndpointId(1), region: "us-east".into(), probe: ProbeId(1) },
+            |r| {
+                *r == Rejected(E::RegionNotChecked {
+                    endpoint: "api".into(),
+                    region: "us-east".into(),
+                    regions: vec!["eu-west".into()],
+                })
+            },
+        ),
+        (
+            "pin to an unknown probe",
+            Command::PinEndpoint { endpoint: EndpointId(2), region: "us-east".into(), probe: ProbeId(4) },
+            |r| *r == Rejected(E::NotFound { kind: ObjectKind::Probe, id: 4 }),
+        ),
+        (
+            "pin to a probe of another region",
+            Command::PinEndpoint { endpoint: EndpointId(2), region: "eu-west".into(), probe: ProbeId(1) },
+            |r| matches!(r, Rejected(E::PinProbeInOtherRegion { probe_region, .. }) if probe_region == "us-east"),
+        ),
+        ("unpin what is not pinned", Command::UnpinEndpoint { endpoint: EndpointId(2), region: None }, |r| {
+            *r == Applied(Outcome::EndpointUnpinned { endpoint: EndpointId(2), regions: vec![] })
+        }),
+        ("unpin unknown endpoint", Command::UnpinEndpoint { endpoint: EndpointId(9), region: None }, |r| {
+            *r == Rejected(E::NotFound { kind: ObjectKind::Endpoint, id: 9 })
+        }),
+        (
+            "unpin in an unknown region",
+            Command::UnpinEndpoint { endpoint: EndpointId(2), region: Some("mars".into()) },
+            |r| *r == Rejected(E::UnknownRegion { region: "mars".into() }),
+        ),
         // Webhooks.
         ("add webhook", Command::AddWebhook(webhook_spec("pager", "https://pager.example.com/in")), |r| {
             *r == Applied(Outcome::WebhookAdded { id: WebhookId(2) })
@@ -437,8 +492,12 @@ fn apply_each_command() {
             Applied(
                 Outcome::EndpointUpdated { changed: false, .. }
                 | Outcome::ProbeUpdated { changed: false, .. }
-                | Outcome::WebhookUpdated { changed: false, .. },
+                | Outcome::WebhookUpdated { changed: false, .. }
+                | Outcome::EndpointPinned { changed: false, .. },
             ) => assert!(unchanged, "{name}: a no-op changed the state"),
+            Applied(Outcome::EndpointUnpinned { regions, .. }) if regions.is_empty() => {
+                assert!(unchanged, "{name}: a no-op changed the state")
+            }
             _ => assert!(!unchanged, "{name}: applied but changed nothing"),
         }
     }
@@ -467,6 +526,121 @@ fn applied_commands_change_what_they_say() {
     assert!(state.probes()[&ProbeId(1)].drained);
     assert_eq!(state.probe_by_token_hash(&hash('a')).map(|p| p.id), Some(ProbeId(1)));
     assert_eq!(state.admin_token_by_hash(&hash('c')).map(|t| t.name.as_str()), Some("root"));
+}
+
+/// The fixture plus probes p2 (eu-west) and p3 (us-east), and endpoint
+/// "web" pinned to p1 in us-east and to p2 in eu-west.
+fn pinned_fixture() -> MeshState {
+    let mut state = fixture();
+    let setup = [
+        Command::RegisterProbe(ProbeSpec {
+            name: "p2".into(),
+            region: "eu-west".into(),
+            weight: 100,
+            token_hash: hash('b'),
+        }),
+        Command::RegisterProbe(ProbeSpec {
+            name: "p3".into(),
+            region: "us-east".into(),
+            weight: 100,
+            token_hash: hash('d'),
+        }),
+        Command::PinEndpoint { endpoint: EndpointId(2), region: "us-east".into(), probe: ProbeId(1) },
+        Command::PinEndpoint { endpoint: EndpointId(2), region: "eu-west".into(), probe: ProbeId(2) },
+    ];
+    for (i, command) in setup.into_iter().enumerate() {
+        let response = state.apply(&request(&format!("pin-setup-{i}"), command));
+        assert!(matches!(response, Applied(_)), "pin fixture step {i}: {response:?}");
+    }
+    state
+}
+
+fn pins_of(state: &MeshState, endpoint: u64) -> Vec<(String, u64)> {
+    state
+        .pins()
+        .get(&EndpointId(endpoint))
+        .map(|pins| pins.iter().map(|(r, p)| (r.clone(), p.0)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pins_are_replaced_and_removed_by_region_or_all_at_once() {
+    let mut state = pinned_fixture();
+    assert_eq!(pins_of(&state, 2), [("eu-west".to_string(), 2), ("us-east".to_string(), 1)]);
+
+    let same = Command::PinEndpoint { endpoint: EndpointId(2), region: "us-east".into(), probe: ProbeId(1) };
+    let response = state.apply(&request("same", same));
+    assert!(matches!(response, Applied(Outcome::EndpointPinned { changed: false, .. })), "{response:?}");
+    let other = Command::PinEndpoint { endpoint: EndpointId(2), region: "us-east".into(), probe: ProbeId(3) };
+    let response = state.apply(&request("other", other));
+    assert!(matches!(response, Applied(Outcome::EndpointPinned { changed: true, .. })), "{response:?}");
+    assert_eq!(pins_of(&state, 2), [("eu-west".to_string(), 2), ("us-east".to_string(), 3)], "replaced");
+
+    let one = Command::UnpinEndpoint { endpoint: EndpointId(2), region: Some("eu-west".into()) };
+    let response = state.apply(&request("unpin-eu", one));
+    assert_eq!(
+        response,
+        Applied(Outcome::EndpointUnpinned { endpoint: EndpointId(2), regions: vec!["eu-west".into()] })
+    );
+    assert_eq!(pins_of(&state, 2), [("us-east".to_string(), 3)]);
+
+    let response =
+        state.apply(&request("unpin-all", Command::UnpinEndpoint { endpoint: EndpointId(2), region: None }));
+    assert_eq!(
+        response,
+        Applied(Outcome::EndpointUnpinned { endpoint: EndpointId(2), regions: vec!["us-east".into()] })
+    );
+    assert!(state.pins().is_empty(), "no empty entries are left behind: {:?}", state.pins());
+}
+
+#[test]
+fn pins_go_with_the_endpoint_probe_or_region_they_name() {
+    // Removing the probe drops its pins only.
+    let mut state = pinned_fixture();
+    state.apply(&request("rm-p1", Command::RemoveProbe { id: ProbeId(1) }));
+    assert_eq!(pins_of(&state, 2), [("eu-west".to_string(), 2)]);
+
+    // Removing the endpoint drops all of its pins.
+    let mut state = pinned_fixture();
+    state.apply(&request("rm-web", Command::RemoveEndpoint { id: EndpointId(2) }));
+    assert!(state.pins().is_empty());
+
+    // An update that stops checking from a pinned region drops that pin;
+    // one that keeps every region keeps them all.
+    let mut state = pinned_fixture();
+    let mut web = endpoint_spec("web", "tcp://web.example.com:443");
+    web.interval_ms = 30_000;
+    state.apply(&request("slower", Command::UpdateEndpoint { id: EndpointId(2), spec: web.clone() }));
+    assert_eq!(pins_of(&state, 2).len(), 2);
+    web.regions = BTreeSet::from(["us-east".to_string(), "ap-south".to_string()]);
+    state.apply(&request("narrower", Command::UpdateEndpoint { id: EndpointId(2), spec: web }));
+    assert_eq!(pins_of(&state, 2), [("us-east".to_string(), 1)]);
+
+    // A region with a pin has a probe, so it cannot be removed; once the
+    // probe is gone, so is the pin, and the region can go.
+    let mut state = pinned_fixture();
+    let response = state.apply(&request("rm-eu", Command::RemoveRegion { name: "eu-west".into() }));
+    assert!(matches!(response, Rejected(E::RegionInUse { .. })), "{response:?}");
+    state.apply(&request("rm-p2", Command::RemoveProbe { id: ProbeId(2) }));
+    state.apply(&request("rm-api", Command::RemoveEndpoint { id: EndpointId(1) }));
+    let response = state.apply(&request("rm-eu-2", Command::RemoveRegion { name: "eu-west".into() }));
+    assert_eq!(response, Applied(Outcome::RegionRemoved { name: "eu-west".into() }));
+    assert!(state.pins().values().all(|pins| !pins.contains_key("eu-west")), "{:?}", state.pins());
+}
+
+#[test]
+fn snapshots_carry_pins_and_leave_them_out_when_there_are_none() {
+    let state = pinned_fixture();
+    let bytes = snapshot::encode(&state).unwrap();
+    let decoded = snapshot::decode(&bytes).unwrap();
+    assert_eq!(decoded, state);
+    assert_eq!(pins_of(&decoded, 2), [("eu-west".to_string(), 2), ("us-east".to_string(), 1)]);
+
+    // Without pins the snapshot has no "pins" key: a build from before
+    // pins (which refuses unknown fields) still reads it.
+    let text = String::from_utf8(snapshot::encode(&fixture()).unwrap()).unwrap();
+    assert!(!text.contains("\"pins\""), "{text}");
+    assert!(text.starts_with(r#"{"version":1,"#), "{text}");
 }
 
 #[test]
