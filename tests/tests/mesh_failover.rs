@@ -6,7 +6,9 @@
 //! SIGTERM and the replicated ingest ledger must account for every result
 //! each probe produced exactly once: per probe, the sequence numbers
 //! processed are one unbroken range per run of the probe, ending at the last
-//! number the probe handed out, and none was recorded twice.
+//! number the probe handed out, and none was recorded twice. Assignments are
+//! read with `vantagectl shard list`: one probe per endpoint per region,
+//! only the lost probe's share moving, and back.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -74,6 +76,32 @@ fn one_probe_per_region(list: &BTreeMap<String, Value>) -> bool {
     REGIONS.iter().all(|r| {
         endpoints_of(list, &format!("{r}-1")) + endpoints_of(list, &format!("{r}-2")) == ENDPOINTS as u64
     })
+}
+
+/// `shard list --json` on node `n`: (endpoint, region) → probe, checking
+/// that each endpoint has exactly one probe, of the right region, in every
+/// region and that nothing is uncovered.
+fn shards(d: &Deployment, n: usize) -> BTreeMap<(String, String), String> {
+    let list = d.json(n, &["shard", "list"]).unwrap();
+    assert_eq!(list["uncovered"], serde_json::json!([]), "{list}");
+    let mut map = BTreeMap::new();
+    for row in list["shards"].as_array().unwrap() {
+        let (endpoint, region, probe) = (
+            row["endpoint"].as_str().unwrap(),
+            row["region"].as_str().unwrap(),
+            row["probe"].as_str().unwrap(),
+        );
+        assert!(probe.starts_with(&format!("{region}-")), "{probe} checks {endpoint} from {region}");
+        let earlier = map.insert((endpoint.to_string(), region.to_string()), probe.to_string());
+        assert_eq!(earlier, None, "{endpoint} has two probes in {region}: {list}");
+    }
+    assert_eq!(map.len(), ENDPOINTS * REGIONS.len(), "{list}");
+    map
+}
+
+/// How many (endpoint, region) pairs have another probe in `b` than in `a`.
+fn moved_between(a: &BTreeMap<(String, String), String>, b: &BTreeMap<(String, String), String>) -> usize {
+    a.iter().filter(|(k, probe)| b.get(*k) != Some(probe)).count()
 }
 
 /// What a probe's log says of its runs: per start, (previous_last_seq,
@@ -162,6 +190,7 @@ fn t90_two_probes_per_region_survive_a_probe_crash_and_a_leader_crash_without_lo
         });
     eprintln!("six probes connected with their shares after {took:?}");
     let share = |name: &str| endpoints_of(&shares, name);
+    let before = shards(&d, leader);
 
     // 2. A crashed probe's endpoints move to the other probe of its region
     //    once probe_grace has passed, and not before.
@@ -175,6 +204,9 @@ fn t90_two_probes_per_region_survive_a_probe_crash_and_a_leader_crash_without_lo
         moved >= GRACE - Duration::from_millis(300),
         "moved after {moved:?}, before the grace of {GRACE:?}"
     );
+    let during = shards(&d, leader);
+    assert!(during.iter().all(|((_, region), probe)| region != "eu" || probe == "eu-2"), "{during:?}");
+    assert_eq!(moved_between(&before, &during), share("eu-1") as usize, "only eu-1's endpoints moved");
 
     // 3. Back again, it takes back its share, and only its share moves.
     d.start_probe("eu-1").unwrap();
@@ -185,6 +217,9 @@ fn t90_two_probes_per_region_survive_a_probe_crash_and_a_leader_crash_without_lo
     for name in names() {
         assert_eq!(endpoints_of(&back, &name), share(&name), "{name}: same inputs, same assignment");
     }
+    let returned = shards(&d, leader);
+    assert_eq!(returned, before, "the same assignment as before the crash");
+    assert_eq!(moved_between(&during, &returned), share("eu-1") as usize, "only eu-1's share moved back");
 
     // 4. SIGKILL the leader: the probes reach the new one within 3 s.
     std::thread::sleep(Duration::from_secs(2));
@@ -206,6 +241,7 @@ fn t90_two_probes_per_region_survive_a_probe_crash_and_a_leader_crash_without_lo
             "{name}: the new leader rebuilt the assignment"
         );
     }
+    assert_eq!(shards(&d, new_leader), before, "the new leader rebuilt the same assignment");
 
     // 5. More results on the new leader, then every probe stops cleanly:
     //    everything it produced was acknowledged.
