@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
@@ -37,6 +37,14 @@ impl Deployment {
     /// appended to each, e.g. `[raft]` and `[mesh]` settings), then every
     /// node started.
     pub fn start(nodes: usize, tables: &str) -> anyhow::Result<Deployment> {
+        Deployment::start_with(nodes, 0, tables)
+    }
+
+    /// Like [`Deployment::start`] for `members` initial members, plus
+    /// `spares` more configs (nodes `members + 1 ..`) that list themselves
+    /// as well and are not started: nodes to add with `cluster add-node`.
+    pub fn start_with(members: usize, spares: usize, tables: &str) -> anyhow::Result<Deployment> {
+        let nodes = members + spares;
         let dir = tempfile::tempdir()?;
         let coordinator = workspace_bin("vantage-coordinator")?;
         let out = Command::new(&coordinator)
@@ -46,18 +54,17 @@ impl Deployment {
         ensure!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
         let free = free_ports(3 * nodes)?;
         let ports: Vec<[u16; 3]> = free.chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
-        let peers: String = ports
-            .iter()
-            .enumerate()
-            .map(|(i, [api, raft, _])| {
-                format!(
-                    "[[peers]]\nid = {}\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\n",
-                    i + 1
-                )
-            })
-            .collect();
+        let peer = |n: usize| {
+            let [api, raft, _] = ports[n - 1];
+            format!(
+                "[[peers]]\nid = {n}\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\n"
+            )
+        };
+        let initial: String = (1..=members).map(peer).collect();
         for (i, [api, raft, http]) in ports.iter().enumerate() {
             let n = i + 1;
+            // A spare lists itself too (every config names its own node).
+            let peers = if n > members { format!("{initial}{}", peer(n)) } else { initial.clone() };
             let config = format!(
                 "node_id = {n}\ndata_dir = \"data/node{n}\"\napi_addr = \"127.0.0.1:{api}\"\n\
                  raft_addr = \"127.0.0.1:{raft}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
@@ -76,7 +83,7 @@ impl Deployment {
             nodes: (0..nodes).map(|_| None).collect(),
             probes: BTreeMap::new(),
         };
-        for n in 1..=nodes {
+        for n in 1..=members {
             deployment.start_node(n)?;
         }
         Ok(deployment)
@@ -89,12 +96,23 @@ impl Deployment {
 
     /// Node `n`'s API address as a URL.
     pub fn api(&self, n: usize) -> String {
-        format!("https://127.0.0.1:{}", self.ports[n - 1][0])
+        format!("https://{}", self.api_addr(n))
     }
 
-    /// Node `n`'s HTTP address (status page, JSON API, /healthz).
-    pub fn http(&self, n: usize) -> String {
-        format!("http://127.0.0.1:{}", self.ports[n - 1][2])
+    /// Node `n`'s Raft address (`IP:PORT`).
+    pub fn raft_addr(&self, n: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[n - 1][1])
+    }
+
+    /// Node `n`'s API address (`IP:PORT`).
+    pub fn api_addr(&self, n: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[n - 1][0])
+    }
+
+    /// Node `n`'s HTTP address (`IP:PORT`: status page, JSON API,
+    /// /healthz; TLS like the API).
+    pub fn http_addr(&self, n: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[n - 1][2])
     }
 
     /// Starts (or restarts) node `n`.
@@ -114,6 +132,12 @@ impl Deployment {
         if let Some(mut node) = self.nodes[n - 1].take() {
             node.kill();
         }
+    }
+
+    /// SIGTERMs node `n` and waits for its exit.
+    pub fn stop_node(&mut self, n: usize, within: Duration) -> anyhow::Result<ExitStatus> {
+        let mut node = self.nodes[n - 1].take().with_context(|| format!("node {n} is not running"))?;
+        node.terminate(within)
     }
 
     /// The nodes running now.
@@ -156,6 +180,30 @@ impl Deployment {
         serde_json::from_str(&text).with_context(|| format!("{args:?}: not JSON: {text}"))
     }
 
+    /// Polls `vantagectl ARGS --json` against node `n` (failures count as
+    /// not yet) until `check` holds; returns that answer.
+    pub fn wait_json(
+        &self,
+        n: usize,
+        args: &[&str],
+        within: Duration,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let last = match self.json(n, args) {
+                Ok(value) if check(&value) => return Ok(value),
+                Ok(value) => value.to_string(),
+                Err(error) => format!("{error:#}"),
+            };
+            if Instant::now() > deadline {
+                bail!("{what}: not within {within:?}; last answer: {last}{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Polls `cluster status --json` on the running nodes until one names a
     /// running node as leader; returns it.
     pub fn leader(&self, within: Duration) -> anyhow::Result<usize> {
@@ -182,14 +230,14 @@ impl Deployment {
 
     /// Issues a token for probe `name` in `region` and writes its token
     /// file (0600) and config (every node listed; `extra` appended), without
-    /// starting it.
+    /// starting it. Returns `probe token create --json`'s answer.
     pub fn add_probe(
         &mut self,
         admin_node: usize,
         name: &str,
         region: &str,
         extra: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Value> {
         let issued =
             self.json(admin_node, &["probe", "token", "create", "--probe", name, "--region", region])?;
         let token = issued["token"].as_str().context("no token in the reply")?.to_string();
@@ -199,6 +247,9 @@ impl Deployment {
             .mode(0o600)
             .open(self.token_file(name))?;
         writeln!(file, "{token}")?;
+        drop(file);
+        let mode = std::fs::metadata(self.token_file(name))?.permissions().mode() & 0o777;
+        ensure!(mode == 0o600, "the token file of {name} has mode {mode:o}, not 600");
         let coordinators: Vec<String> =
             (1..=self.nodes.len()).map(|n| format!("\"{}\"", self.api(n))).collect();
         let config = format!(
@@ -208,7 +259,7 @@ impl Deployment {
         );
         std::fs::write(self.path().join(format!("{name}.toml")), config)?;
         self.probes.insert(name.to_string(), None);
-        Ok(())
+        Ok(issued)
     }
 
     fn token_file(&self, name: &str) -> PathBuf {
@@ -227,6 +278,11 @@ impl Deployment {
         let child = ChildGuard::spawn(format!("probe {name}"), command, &log)?;
         self.probes.insert(name.to_string(), Some(child));
         Ok(())
+    }
+
+    /// The probes running now, by name.
+    pub fn running_probes(&self) -> Vec<String> {
+        self.probes.iter().filter(|(_, p)| p.is_some()).map(|(name, _)| name.clone()).collect()
     }
 
     /// SIGKILLs probe `name`.

@@ -2,177 +2,73 @@
 //! `vantage-coordinator run` processes with TLS on loopback, driven by the
 //! real `vantagectl`, crashed with SIGKILL and stopped with SIGTERM.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vantage_tests::process::{free_ports, workspace_bin, ChildGuard};
+use vantage_tests::operator::Deployment;
+use vantage_tests::process::workspace_bin;
 
+/// Three initial members (plus spares to add), vantagectl per node.
 struct Cluster {
-    dir: tempfile::TempDir,
-    coordinator: PathBuf,
-    ctl: PathBuf,
-    ports: Vec<u16>,
-    nodes: Vec<Option<ChildGuard>>,
+    d: Deployment,
 }
 
 impl Cluster {
     /// Writes certificates and three configs, and starts the nodes.
     fn start() -> Cluster {
-        Cluster::start_with(3, 3)
+        Cluster::with_spares(0)
     }
 
-    /// Writes certificates and `configs` configs (the first three are the
-    /// initial members, listed in every file), and starts the first
-    /// `running` nodes.
-    fn start_with(configs: usize, running: usize) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let coordinator = workspace_bin("vantage-coordinator").unwrap();
-        let ctl = workspace_bin("vantagectl").unwrap();
-        let out = Command::new(&coordinator)
-            .args(["certs", "init", "--dir", "pki", "--nodes", &configs.to_string()])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
-        let ports = free_ports(3 * configs).unwrap();
-        let peers: String = (1..=3)
-            .map(|n| {
-                format!(
-                    "[[peers]]\nid = {n}\napi_addr = \"127.0.0.1:{}\"\nraft_addr = \"127.0.0.1:{}\"\n\n",
-                    ports[(n - 1) * 3],
-                    ports[(n - 1) * 3 + 1]
-                )
-            })
-            .collect();
-        for n in 1..=configs {
-            let (api, raft, http) = (ports[(n - 1) * 3], ports[(n - 1) * 3 + 1], ports[(n - 1) * 3 + 2]);
-            // A node beyond the initial three lists itself too (every config
-            // names its own node); it waits to be added with add-node.
-            let own = if n > 3 {
-                format!("[[peers]]\nid = {n}\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\n")
-            } else {
-                String::new()
-            };
-            let config = format!(
-                "node_id = {n}\ndata_dir = \"data/node{n}\"\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\
-                 http_addr = \"127.0.0.1:{http}\"\nadmin_token_file = \"admin.token\"\n\n{peers}{own}\
-                 [tls]\nca_file = \"pki/ca.pem\"\ncert_file = \"pki/node-{n}.pem\"\nkey_file = \"pki/node-{n}-key.pem\"\n\n\
-                 [raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n"
-            );
-            std::fs::write(dir.path().join(format!("node{n}.toml")), config).unwrap();
-        }
-        let mut cluster =
-            Cluster { dir, coordinator, ctl, ports, nodes: (0..configs).map(|_| None).collect() };
-        for n in 1..=running {
-            cluster.start_node(n);
-        }
-        cluster
+    /// Like [`Cluster::start`], plus `spares` configs of nodes to add
+    /// (nodes 4, 5 …), not started.
+    fn with_spares(spares: usize) -> Cluster {
+        let raft =
+            "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n";
+        Cluster { d: Deployment::start_with(3, spares, raft).unwrap() }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.d.path()
     }
 
     fn start_node(&mut self, n: usize) {
-        let mut command = Command::new(&self.coordinator);
-        command
-            .args(["run", "--config", &format!("node{n}.toml")])
-            .current_dir(self.path())
-            .env("VANTAGE_LOG", "info");
-        let log = self.path().join(format!("node{n}.log"));
-        self.nodes[n - 1] = Some(ChildGuard::spawn(format!("node {n}"), command, &log).unwrap());
-    }
-
-    fn api(&self, n: usize) -> String {
-        format!("https://127.0.0.1:{}", self.ports[(n - 1) * 3])
+        self.d.start_node(n).unwrap();
     }
 
     /// Runs vantagectl against node `n`.
     fn ctl(&self, n: usize, args: &[&str]) -> Output {
-        let token = self.path().join("admin.token");
-        let ca = self.path().join("pki/ca.pem");
-        Command::new(&self.ctl)
-            .args([
-                "--server",
-                &self.api(n),
-                "--ca",
-                ca.to_str().unwrap(),
-                "--token-file",
-                token.to_str().unwrap(),
-            ])
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .unwrap()
+        self.d.ctl(n, args).unwrap()
     }
 
     #[track_caller]
     fn ok(&self, n: usize, args: &[&str]) -> String {
-        let out = self.ctl(n, args);
-        assert!(
-            out.status.success(),
-            "vantagectl {args:?} against node {n} failed ({:?}): {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.d.ok(n, args).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     #[track_caller]
     fn json(&self, n: usize, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        let text = self.ok(n, &args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"))
+        self.d.json(n, args).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Polls `cluster status --json` on node `n` until `check` holds.
+    #[track_caller]
     fn wait_status(&self, n: usize, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let out = self.ctl(n, &["cluster", "status", "--json"]);
-            if out.status.success() {
-                let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-                if check(&status) {
-                    return status;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cluster status on node {n} not as expected within {within:?}: {}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let what = format!("cluster status on node {n}");
+        self.d.wait_json(n, &["cluster", "status"], within, &what, check).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     fn leader(&self, status: &Value) -> usize {
         status["leader_id"].as_u64().expect("a leader") as usize
     }
 
-    fn node(&mut self, n: usize) -> &mut ChildGuard {
-        self.nodes[n - 1].as_mut().expect("node running")
-    }
-
     fn raft(&self, n: usize) -> String {
-        format!("127.0.0.1:{}", self.ports[(n - 1) * 3 + 1])
+        self.d.raft_addr(n)
     }
 
     fn logs(&self) -> String {
-        (1..=self.nodes.len())
-            .map(|n| {
-                let text =
-                    std::fs::read_to_string(self.path().join(format!("node{n}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "\n--- node{n}.log (last lines) ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect()
+        self.d.logs()
     }
 }
 
@@ -293,7 +189,7 @@ fn t10_three_processes_elect_a_leader_and_every_vantagectl_command_round_trips()
     // The HTTP health endpoint, checked by our own probe over TLS.
     let probe = workspace_bin("vantage-probe").unwrap();
     let ca = c.path().join("pki/ca.pem");
-    let health = format!("https://127.0.0.1:{}/healthz", c.ports[2]);
+    let health = format!("https://{}/healthz", c.d.http_addr(1));
     let out = Command::new(probe)
         .args([
             "check",
@@ -311,7 +207,7 @@ fn t10_three_processes_elect_a_leader_and_every_vantagectl_command_round_trips()
 
     // Everyone stops cleanly on SIGTERM.
     for n in 1..=3 {
-        let status = c.node(n).terminate(Duration::from_secs(10)).unwrap();
+        let status = c.d.stop_node(n, Duration::from_secs(10)).unwrap();
         assert!(status.success(), "node {n} exited with {status}: {}", c.logs());
     }
 }
@@ -327,7 +223,7 @@ fn t20_sigkill_the_leader_then_lose_quorum_then_recover() {
     }
 
     // Crash the leader: a new one is elected and every acknowledged write is there.
-    c.node(leader).kill();
+    c.d.kill_node(leader);
     let killed_at = Instant::now();
     let status = c.wait_status(others[0], Duration::from_secs(5), |s| {
         s["leader_id"].as_u64().is_some_and(|l| l != leader as u64)
@@ -354,7 +250,7 @@ fn t20_sigkill_the_leader_then_lose_quorum_then_recover() {
     // Stop two of three: writes fail with the quorum message, local reads answer.
     let survivor = leader;
     for n in (1..=3).filter(|n| *n != survivor) {
-        c.node(n).terminate(Duration::from_secs(10)).unwrap();
+        c.d.stop_node(n, Duration::from_secs(10)).unwrap();
     }
     let out = c.ctl(survivor, &["region", "add", "no-quorum"]);
     assert_eq!(out.status.code(), Some(1));
@@ -377,14 +273,14 @@ fn t20_sigkill_the_leader_then_lose_quorum_then_recover() {
 
 #[test]
 fn t30_membership_through_vantagectl_add_transfer_remove_and_ids_never_reused() {
-    let mut c = Cluster::start_with(4, 3);
+    let mut c = Cluster::with_spares(1);
     let status = c.wait_status(1, Duration::from_secs(15), |s| s["leader_id"].is_u64());
     let leader = c.leader(&status);
     let follower = if leader == 1 { 2 } else { 1 };
 
     // A fourth node joins: started, then added (learner, then voter).
     c.start_node(4);
-    let api4 = format!("127.0.0.1:{}", c.ports[9]);
+    let api4 = c.d.api_addr(4);
     c.ok(follower, &["cluster", "add-node", "4", "--api", &api4, "--raft", &c.raft(4)]);
     let status = c.wait_status(4, Duration::from_secs(15), |s| {
         s["members"].as_array().unwrap().len() == 4
@@ -404,7 +300,7 @@ fn t30_membership_through_vantagectl_add_transfer_remove_and_ids_never_reused() 
     // Removing node 4; its id is never given out again.
     c.ok(leader, &["cluster", "remove-node", "4"]);
     c.wait_status(target, Duration::from_secs(10), |s| s["members"].as_array().unwrap().len() == 3);
-    c.node(4).terminate(Duration::from_secs(10)).unwrap();
+    c.d.stop_node(4, Duration::from_secs(10)).unwrap();
     let out = c.ctl(leader, &["cluster", "add-node", "4", "--api", &api4, "--raft", &c.raft(4)]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);

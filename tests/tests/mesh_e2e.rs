@@ -6,84 +6,47 @@
 //! the shard commands (`shard show`, `pin`, `unpin`, `rebalance`) and
 //! `check` against real probes and the real check engine.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vantage_tests::process::{free_ports, workspace_bin, ChildGuard};
+use vantage_tests::operator::Deployment;
 use vantage_tests::{HttpTarget, TargetOptions};
 
 const REGIONS: [&str; 3] = ["eu", "us", "ap"];
 
+/// One coordinator node and its probes, with vantagectl pointed at it.
 struct Mesh {
-    dir: tempfile::TempDir,
-    ctl: PathBuf,
-    api: u16,
-    node: Option<ChildGuard>,
-    probes: Vec<(String, ChildGuard)>,
+    d: Deployment,
 }
 
 impl Mesh {
     /// Certificates, a one-node config with TLS, and the node started.
     fn start() -> Mesh {
-        let dir = tempfile::tempdir().unwrap();
-        let coordinator = workspace_bin("vantage-coordinator").unwrap();
-        let out = Command::new(&coordinator)
-            .args(["certs", "init", "--dir", "pki", "--nodes", "1"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
-        let ports = free_ports(3).unwrap();
-        let (api, raft, http) = (ports[0], ports[1], ports[2]);
-        let config = format!(
-            "node_id = 1\ndata_dir = \"data\"\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\
-             http_addr = \"127.0.0.1:{http}\"\nadmin_token_file = \"admin.token\"\n\n\
-             [[peers]]\nid = 1\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\n\
-             [tls]\nca_file = \"pki/ca.pem\"\ncert_file = \"pki/node-1.pem\"\nkey_file = \"pki/node-1-key.pem\"\n\n\
-             [raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n"
-        );
-        std::fs::write(dir.path().join("node.toml"), config).unwrap();
-        let mut command = Command::new(&coordinator);
-        command.args(["run", "--config", "node.toml"]).current_dir(dir.path()).env("VANTAGE_LOG", "info");
-        let node = ChildGuard::spawn("coordinator", command, &dir.path().join("node.log")).unwrap();
-        Mesh { ctl: workspace_bin("vantagectl").unwrap(), dir, api, node: Some(node), probes: Vec::new() }
+        let raft =
+            "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n";
+        Mesh { d: Deployment::start(1, raft).unwrap() }
     }
 
-    /// Waits until the node has elected itself (vantagectl retries while
-    /// it is unavailable; the loop covers a slow start).
+    /// Waits until the node has elected itself.
     fn wait_leader(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let out = self.ctl(&["cluster", "status", "--json"]);
-            if out.status.success()
-                && serde_json::from_slice::<Value>(&out.stdout).unwrap()["leader_id"].is_u64()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "no leader within 15s{}", self.logs());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.d.leader(Duration::from_secs(15)).unwrap();
     }
 
     /// Issues a token for each (probe, region) and starts the probe.
     fn start_probes(&mut self, probes: &[(&str, &str)]) -> Vec<u64> {
         let mut ids = Vec::new();
         for &(name, region) in probes {
-            let issued = self.json(&["probe", "token", "create", "--probe", name, "--region", region]);
-            let token = issued["token"].as_str().expect("a token").to_string();
-            assert_eq!(token.len(), 64, "{issued}");
+            let issued = self.d.add_probe(1, name, region, "").unwrap();
+            assert_eq!(issued["token"].as_str().expect("a token").len(), 64, "{issued}");
             ids.push(issued["probe_id"].as_u64().expect("a probe id"));
-            self.start_probe(name, region, &token);
+            self.d.start_probe(name).unwrap();
         }
         ids
     }
 
     /// Polls `vantagectl ARGS --json` until `check` holds; returns that
     /// answer.
+    #[track_caller]
     fn wait_json(
         &self,
         args: &[&str],
@@ -91,117 +54,47 @@ impl Mesh {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let value = self.json(args);
-            if check(&value) {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "{what} not within {within:?}; last: {value}{}", self.logs());
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.d.wait_json(1, args, within, what, check).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        let token = self.path().join("admin.token");
-        let ca = self.path().join("pki/ca.pem");
-        Command::new(&self.ctl)
-            .args(["--server", &format!("https://127.0.0.1:{}", self.api)])
-            .args(["--ca", ca.to_str().unwrap(), "--token-file", token.to_str().unwrap()])
-            .args(args)
-            .current_dir(self.path())
-            .output()
-            .unwrap()
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        self.d.ctl(1, args).unwrap()
     }
 
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(
-            out.status.success(),
-            "vantagectl {args:?} failed ({:?}): {}{}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.d.ok(1, args).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     #[track_caller]
     fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        let text = self.ok(&args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"))
+        self.d.json(1, args).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Polls `probe list --json` until `check` holds.
+    #[track_caller]
     fn wait_probes(&self, within: Duration, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            let out = self.ctl(&["probe", "list", "--json"]);
-            let mut last = String::from_utf8_lossy(&out.stderr).into_owned();
-            if out.status.success() {
-                let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-                let probes = list.as_array().unwrap().clone();
-                if check(&probes) {
-                    return probes;
-                }
-                last = list.to_string();
-            }
-            assert!(Instant::now() < deadline, "{what} not within {within:?}; last: {last}{}", self.logs());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Writes the probe's token file (0600) and config, and starts it.
-    fn start_probe(&mut self, name: &str, region: &str, token: &str) {
-        let token_file = self.path().join(format!("{name}.token"));
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&token_file).unwrap();
-        writeln!(file, "{token}").unwrap();
-        drop(file);
-        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
-        let config = format!(
-            "probe_id = \"{name}\"\nregion = \"{region}\"\ncoordinators = [\"https://127.0.0.1:{}\"]\n\
-             token_file = \"{name}.token\"\nca_file = \"pki/ca.pem\"\nspool_dir = \"spool-{name}\"\n",
-            self.api
-        );
-        let config_file = self.path().join(format!("{name}.toml"));
-        std::fs::write(&config_file, config).unwrap();
-        let mut command = Command::new(workspace_bin("vantage-probe").unwrap());
-        command
-            .args(["run", "--config", config_file.to_str().unwrap()])
-            .current_dir(self.path())
-            .env("VANTAGE_LOG", "info");
-        let log = self.path().join(format!("{name}.log"));
-        self.probes
-            .push((name.to_string(), ChildGuard::spawn(format!("probe {name}"), command, &log).unwrap()));
+        let list =
+            self.wait_json(&["probe", "list"], within, what, |v| v.as_array().is_some_and(|l| check(l)));
+        list.as_array().cloned().unwrap_or_default()
     }
 
     fn log(&self, file: &str) -> String {
-        std::fs::read_to_string(self.path().join(file)).unwrap_or_default()
+        self.d.log(file)
     }
 
     fn logs(&self) -> String {
-        let mut files = vec!["node.log".to_string()];
-        files.extend(self.probes.iter().map(|(name, _)| format!("{name}.log")));
-        files
-            .iter()
-            .map(|f| {
-                let text = self.log(f);
-                let tail: Vec<&str> = text.lines().rev().take(12).collect();
-                format!(
-                    "\n--- {f} (last lines) ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect()
+        self.d.logs()
+    }
+
+    /// SIGTERMs every probe, then the node: each exits 0.
+    fn stop(mut self) {
+        for name in self.d.running_probes() {
+            let status = self.d.stop_probe(&name, Duration::from_secs(10)).unwrap();
+            assert!(status.success(), "probe {name} exited with {status:?}{}", self.logs());
+        }
+        let status = self.d.stop_node(1, Duration::from_secs(15)).unwrap();
+        assert!(status.success(), "the coordinator exited with {status:?}{}", self.logs());
     }
 }
 
@@ -265,19 +158,13 @@ fn t80_probes_get_tokens_connect_from_three_regions_and_a_revoked_one_is_cut_off
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("the revoked probe's stream ended after {:?}", revoked_at.elapsed());
-    let node_log = mesh.log("node.log");
+    let node_log = mesh.log("node1.log");
     assert!(node_log.contains("was revoked or rotated"), "{}", mesh.logs());
     let status = mesh.ctl(&["probe", "revoke", "ap-1"]);
     assert_eq!(status.status.code(), Some(1), "revoking twice is an error");
 
     // SIGTERM everything: each exits 0.
-    let probes = std::mem::take(&mut mesh.probes);
-    for (name, mut child) in probes {
-        let status = child.terminate(Duration::from_secs(10)).unwrap();
-        assert!(status.success(), "probe {name} exited with {status:?}{}", mesh.logs());
-    }
-    let status = mesh.node.take().unwrap().terminate(Duration::from_secs(15)).unwrap();
-    assert!(status.success(), "the coordinator exited with {status:?}{}", mesh.logs());
+    mesh.stop();
     assert!(target.requests() > 0, "the probes checked the target");
     drop(target);
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -377,9 +264,7 @@ fn t85_shard_show_pin_unpin_rebalance_and_check_against_real_probes() {
     // rebalance moves it now.
     let dry = mesh.json(&["shard", "rebalance", "--dry-run"]);
     assert!(dry["moves"].as_array().unwrap().is_empty(), "nothing to move while all are connected: {dry}");
-    let index = mesh.probes.iter().position(|(name, _)| *name == hashed).unwrap();
-    let (_, mut child) = mesh.probes.remove(index);
-    let status = child.terminate(Duration::from_secs(10)).unwrap();
+    let status = mesh.d.stop_probe(&hashed, Duration::from_secs(10)).unwrap();
     assert!(status.success(), "{status:?}");
     mesh.wait_probes(Duration::from_secs(5), "the stopped probe disconnected", |list| {
         list.iter().any(|p| p["name"] == hashed.as_str() && p["connected"] == false)
@@ -394,13 +279,7 @@ fn t85_shard_show_pin_unpin_rebalance_and_check_against_real_probes() {
     assert_eq!(rebalanced["expired_probes"], serde_json::json!([hashed]), "{rebalanced}");
     assert_eq!(assigned(&mesh.json(&["shard", "show", "web"]), "eu"), Some((other.to_string(), false)));
 
-    let probes = std::mem::take(&mut mesh.probes);
-    for (name, mut child) in probes {
-        let status = child.terminate(Duration::from_secs(10)).unwrap();
-        assert!(status.success(), "probe {name} exited with {status:?}{}", mesh.logs());
-    }
-    let status = mesh.node.take().unwrap().terminate(Duration::from_secs(15)).unwrap();
-    assert!(status.success(), "the coordinator exited with {status:?}{}", mesh.logs());
+    mesh.stop();
     drop(target);
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
