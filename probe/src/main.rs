@@ -70,8 +70,24 @@ fn run_agent(args: &RunArgs) -> ExitCode {
 }
 
 fn run_bench(args: &BenchArgs) -> ExitCode {
+    if args.schedule {
+        return run_scheduled_bench(args);
+    }
     run_prepared(bench::prepare(args), |(spec, checker)| async move {
         let report = bench::run(args, spec, checker, &mut std::io::stderr()).await?;
+        let mut stdout = std::io::stdout().lock();
+        if args.json {
+            report.write_json(&mut stdout)?;
+        } else {
+            report.write_human(&mut stdout)?;
+        }
+        Ok(if report.has_failures() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    })
+}
+
+fn run_scheduled_bench(args: &BenchArgs) -> ExitCode {
+    run_prepared(bench::prepare(args), |(spec, checker)| async move {
+        let report = bench::scheduled::run(args, spec, checker, &mut std::io::stderr()).await?;
         let mut stdout = std::io::stdout().lock();
         if args.json {
             report.write_json(&mut stdout)?;

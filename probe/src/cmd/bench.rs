@@ -9,6 +9,12 @@
 //! `/proc/self/stat`) and the peak resident set size (`VmHWM` from
 //! `/proc/self/status`), so the figures are this process's own and not the
 //! target's. Linux only: other systems report no CPU or memory figures.
+//!
+//! With `--schedule` ([`scheduled`]) the checks are not back to back: the
+//! agent's scheduler runs `--rate` checks per second on its slot grid, and
+//! the report adds scheduling lag, skipped and missed slots.
+
+pub mod scheduled;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -61,6 +67,18 @@ pub struct BenchArgs {
     /// No progress lines on standard error.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Run the agent's scheduler instead of checks back to back: RATE
+    /// checks per second over RATE × INTERVAL endpoints, each checking URL
+    /// on its slot grid; reports scheduling lag. CONCURRENCY is then the
+    /// scheduler's max_concurrency (the agent's default is 256).
+    #[arg(long)]
+    pub schedule: bool,
+    /// With --schedule: checks per second to schedule.
+    #[arg(long, default_value_t = 2_000, value_name = "N", requires = "schedule", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: u32,
+    /// With --schedule: each endpoint's interval (e.g. 1s, 10s).
+    #[arg(long, default_value = "1s", value_name = "DUR", requires = "schedule", value_parser = parse_duration)]
+    pub interval: Duration,
 }
 
 const AFTER_HELP: &str = "\
@@ -79,8 +97,17 @@ Figures:
 Any failed check is reported by kind with an example message, and the exit
 status is then 1 (0 when every check passed, 2 bad usage).
 
+With --schedule, the agent's scheduler runs RATE checks/s instead (RATE x
+INTERVAL endpoints, ids 1.., slot offsets spread as in the agent). Every slot
+planned in the window counts: ran, skipped (the endpoint's previous check was
+still running) or missed (never started). Figures add
+  lag            actual start (concurrency permit held) - planned start of
+                 the checks that ran: p50, p90, p99, max
+Skipped or missed slots are reported in !!! lines and make the exit status 1.
+
 Examples:
   vantage-probe bench http://127.0.0.1:8080/
+  vantage-probe bench --schedule --rate 2000 --duration 30s -c 256 http://127.0.0.1:8080/
   vantage-probe bench https://127.0.0.1:8443/ --ca ca.pem -c 128 --duration 30s
   vantage-probe bench --json http://127.0.0.1:8080/health > bench.json";
 
@@ -490,7 +517,7 @@ impl Ticker {
 const USER_HZ: f64 = 100.0;
 
 /// Process CPU time in clock ticks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct CpuTicks {
     user: u64,
     system: u64,
@@ -663,6 +690,9 @@ mod tests {
             insecure: true,
             json: false,
             quiet: true,
+            schedule: false,
+            rate: 2_000,
+            interval: Duration::from_secs(1),
         };
         let check = check_args(&args).unwrap();
         assert_eq!(check.urls, vec!["http://127.0.0.1:9/".to_string()]);
@@ -674,7 +704,7 @@ mod tests {
         assert_eq!(spec.timeout, Duration::from_secs(3));
     }
 
-    fn args_for(url: String) -> BenchArgs {
+    pub(super) fn args_for(url: String) -> BenchArgs {
         BenchArgs {
             url,
             duration: Duration::from_millis(400),
@@ -685,6 +715,9 @@ mod tests {
             insecure: false,
             json: false,
             quiet: false,
+            schedule: false,
+            rate: 2_000,
+            interval: Duration::from_secs(1),
         }
     }
 
