@@ -252,6 +252,12 @@ impl StreamTask {
             Err(MeshError::Disconnected) => {
                 tracing::info!(probe = %self.name, stream_id = self.stream_id, "probe disconnected")
             }
+            Err(error @ MeshError::ShuttingDown) => {
+                // An orderly stop, not a fault: the probe is told why.
+                tracing::info!(probe = %self.name, stream_id = self.stream_id, "probe stream closed: shutting down");
+                let limit = self.shared.options.send_timeout;
+                let _ = timeout(limit, self.tx.send(Err(error.into()))).await;
+            }
             Err(MeshError::NotLeader) => {
                 // As on a follower: Redirect, then close without an error.
                 let (leader_id, leader_api_addr) = match self.shared.node.leadership() {
