@@ -221,26 +221,36 @@ impl Report {
         }
         writeln!(out, "  checks    {} ({} passed, {} failed)", self.checks, self.passed, self.failed)?;
         writeln!(out, "  rate      {:.1} checks/s", self.checks_per_s)?;
-        let l = &self.latency_ms;
-        writeln!(
-            out,
-            "  latency   p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (total, passed checks)",
-            l.p50, l.p90, l.p99, l.max
-        )?;
-        match &self.cpu {
-            Some(c) => writeln!(
-                out,
-                "  cpu       {:.3} ms/check (user {:.3}, system {:.3}); {:.2} cores busy",
-                c.ms_per_check, c.user_ms_per_check, c.system_ms_per_check, c.cores
-            )?,
-            None => writeln!(out, "  cpu       unknown (/proc/self/stat unreadable)")?,
-        }
-        match self.peak_rss_bytes {
-            Some(b) => writeln!(out, "  peak rss  {:.1} MiB", b as f64 / (1024.0 * 1024.0))?,
-            None => writeln!(out, "  peak rss  unknown (/proc/self/status unreadable)")?,
-        }
-        Ok(())
+        write_footer(out, &self.latency_ms, self.cpu.as_ref(), self.peak_rss_bytes)
     }
+}
+
+/// The latency, CPU and memory lines every bench report ends with.
+pub(crate) fn write_footer(
+    out: &mut impl Write,
+    latency: &Latency,
+    cpu: Option<&CpuUse>,
+    peak_rss_bytes: Option<u64>,
+) -> std::io::Result<()> {
+    let l = latency;
+    writeln!(
+        out,
+        "  latency   p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (total, passed checks)",
+        l.p50, l.p90, l.p99, l.max
+    )?;
+    match cpu {
+        Some(c) => writeln!(
+            out,
+            "  cpu       {:.3} ms/check (user {:.3}, system {:.3}); {:.2} cores busy",
+            c.ms_per_check, c.user_ms_per_check, c.system_ms_per_check, c.cores
+        )?,
+        None => writeln!(out, "  cpu       unknown (/proc/self/stat unreadable)")?,
+    }
+    match peak_rss_bytes {
+        Some(b) => writeln!(out, "  peak rss  {:.1} MiB", b as f64 / (1024.0 * 1024.0))?,
+        None => writeln!(out, "  peak rss  unknown (/proc/self/status unreadable)")?,
+    }
+    Ok(())
 }
 
 /// The `check` arguments a bench of `args` runs with: its URL, time limit,

@@ -27,8 +27,8 @@ use vantage_core::schedule::{next_slot, slot_offset};
 use vantage_core::spec::CheckSpec;
 
 use super::{
-    failure_kind, peak_rss_bytes, protocol_of, read_cpu_ticks, BenchArgs, CpuTicks, CpuUse, FailureCount,
-    Histogram, Latency, USER_HZ,
+    failure_kind, peak_rss_bytes, protocol_of, read_cpu_ticks, write_footer, BenchArgs, CpuTicks, CpuUse,
+    FailureCount, Histogram, Latency, USER_HZ,
 };
 use crate::agent::scheduler::{self, Outcome, ScheduledEndpoint, SchedulerConfig, Trigger};
 use crate::check::Checker;
@@ -135,25 +135,7 @@ impl ScheduleReport {
             "  lag       p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (actual − planned start)",
             l.p50, l.p90, l.p99, l.max
         )?;
-        let l = &self.latency_ms;
-        writeln!(
-            out,
-            "  latency   p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (total, passed checks)",
-            l.p50, l.p90, l.p99, l.max
-        )?;
-        match &self.cpu {
-            Some(c) => writeln!(
-                out,
-                "  cpu       {:.3} ms/check (user {:.3}, system {:.3}); {:.2} cores busy",
-                c.ms_per_check, c.user_ms_per_check, c.system_ms_per_check, c.cores
-            )?,
-            None => writeln!(out, "  cpu       unknown (/proc/self/stat unreadable)")?,
-        }
-        match self.peak_rss_bytes {
-            Some(b) => writeln!(out, "  peak rss  {:.1} MiB", b as f64 / (1024.0 * 1024.0))?,
-            None => writeln!(out, "  peak rss  unknown (/proc/self/status unreadable)")?,
-        }
-        Ok(())
+        write_footer(out, &self.latency_ms, self.cpu.as_ref(), self.peak_rss_bytes)
     }
 }
 
