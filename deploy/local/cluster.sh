@@ -20,6 +20,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# shellcheck source=deploy/local/lib.sh
+. "$here/lib.sh"
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 addr="${VANTAGE_LOCAL_ADDR:-127.0.0.1}"
 dir="${VANTAGE_LOCAL_DIR:-$here}"
@@ -76,19 +78,7 @@ start() {
 
 stop() {
   for n in 1 2 3; do
-    pidfile="logs/node-$n.pid"
-    [ -f "$pidfile" ] || continue
-    pid="$(cat "$pidfile")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      if kill -0 "$pid" 2>/dev/null; then
-        echo "node $n did not stop in 5 s; killing" >&2
-        kill -KILL "$pid"
-      fi
-      echo "stopped node $n"
-    fi
-    rm -f "$pidfile"
+    stop_pidfile "logs/node-$n.pid" "node $n"
   done
 }
 

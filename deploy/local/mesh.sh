@@ -25,6 +25,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# shellcheck source=deploy/local/lib.sh
+. "$here/lib.sh"
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 state="$here/mesh"
 regions=(eu us ap)
@@ -225,21 +227,9 @@ status() {
 }
 
 stop() {
-  local name _r _ns pidfile pid
+  local name _r _ns
   while read -r name _r _ns; do
-    pidfile="$state/logs/probe-$name.pid"
-    [ -f "$pidfile" ] || continue
-    pid="$(cat "$pidfile")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      if kill -0 "$pid" 2>/dev/null; then
-        echo "probe $name did not stop in 5 s; killing" >&2
-        kill -KILL "$pid"
-      fi
-      echo "stopped probe $name"
-    fi
-    rm -f "$pidfile"
+    stop_pidfile "$state/logs/probe-$name.pid" "probe $name"
   done < <(probe_names)
   [ -d "$state" ] && cluster stop
   if [ "$(mode)" = netns ]; then network_down; fi
