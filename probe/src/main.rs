@@ -43,6 +43,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         // Colours for a terminal only: never escape codes in journals and files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr (`… 2>&1 | head`) must not turn into a panic: tracing's
+        // fallback report of a failed write is eprintln!, which panics on EPIPE.
+        .log_internal_errors(false)
         .init();
     match cli.command {
         Command::Check(args) => run_check(&args),

@@ -159,3 +159,56 @@ fn help_teaches_phases_and_exit_codes() {
         assert!(text.contains(needle), "--help lacks {needle:?}");
     }
 }
+
+/// `vantage-probe run … 2>&1 | head` must not panic when the reader goes
+/// away: logging to a closed stderr is dropped, and SIGTERM still ends the
+/// agent cleanly (exit 0).
+#[test]
+fn a_closed_stderr_does_not_make_the_agent_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("probe.token");
+    std::fs::write(&token, "a-token\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = dir.path().join("probe.toml");
+    let refused = refused_addr();
+    std::fs::write(
+        &config,
+        format!(
+            "probe_id = \"p\"\nregion = \"r\"\ncoordinators = [\"http://{refused}\"]\n\
+             token_file = \"{}\"\ninsecure = true\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("VANTAGE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the first log line, then close the pipe, as `head -1` would.
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(!first.is_empty());
+    // It keeps logging (reconnect attempts to a refused address) into the
+    // closed pipe for a while.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(child.try_wait().unwrap().is_none(), "the agent died with its log reader");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
