@@ -633,6 +633,33 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// A one-node, plaintext cluster on this machine with short Raft
+    /// timings (heartbeat 50 ms, elections 200–400 ms): what dev mode and
+    /// single-node tests run. The node is its own only peer.
+    pub fn single_node(
+        data_dir: PathBuf,
+        api_addr: SocketAddr,
+        raft_addr: SocketAddr,
+        http_addr: SocketAddr,
+    ) -> Config {
+        Config {
+            data_dir,
+            api_addr,
+            raft_addr,
+            http_addr,
+            peers: vec![Peer { id: 1, api_addr, raft_addr }],
+            raft: RaftConfig {
+                heartbeat_ms: 50,
+                election_timeout_min_ms: 200,
+                election_timeout_max_ms: 400,
+                ..RaftConfig::default()
+            },
+            ..Config::default()
+        }
+    }
+}
+
 impl Peer {
     /// The member as openraft knows it.
     pub fn node(&self) -> Node {

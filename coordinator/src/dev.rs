@@ -35,7 +35,7 @@ use vantage_proto::pb;
 use vantage_proto::pb::admin_service_client::AdminServiceClient;
 
 use crate::auth::{self, AdminAuth};
-use crate::config::{Config, Peer};
+use crate::config::Config;
 
 /// The regions dev mode creates, one in-process probe in each.
 pub const REGIONS: [&str; 3] = ["dev-eu", "dev-us", "dev-ap"];
@@ -190,17 +190,9 @@ fn config(args: &DevArgs, dir: &Path) -> anyhow::Result<Config> {
         .and_then(|l| l.local_addr())
         .context("finding a free port for Raft")?
         .port();
-    let mut config = Config::default();
-    config.node_id = 1;
-    config.data_dir = dir.join("coordinator");
-    config.api_addr = args.api;
-    config.http_addr = args.http;
-    config.raft_addr = (Ipv4Addr::LOCALHOST, raft_port).into();
+    let raft_addr = (Ipv4Addr::LOCALHOST, raft_port).into();
+    let mut config = Config::single_node(dir.join("coordinator"), args.api, raft_addr, args.http);
     config.admin_token_file = dir.join("admin.token");
-    config.peers = vec![Peer { id: 1, api_addr: config.api_addr, raft_addr: config.raft_addr }];
-    config.raft.heartbeat_ms = 50;
-    config.raft.election_timeout_min_ms = 200;
-    config.raft.election_timeout_max_ms = 400;
     config.validate()?;
     Ok(config)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use vantage_coordinator::auth::AdminAuth;
-use vantage_coordinator::config::{Config, Peer};
+use vantage_coordinator::config::Config;
 use vantage_proto::pb;
 use vantage_proto::pb::admin_service_client::AdminServiceClient;
 
@@ -17,16 +17,8 @@ fn free_port() -> u16 {
 async fn an_oversized_request_gets_a_clear_status_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (api, raft, http) = (free_port(), free_port(), free_port());
-    let mut config = Config::default();
-    config.node_id = 1;
-    config.data_dir = dir.path().join("data");
-    config.api_addr = ([127, 0, 0, 1], api).into();
-    config.raft_addr = ([127, 0, 0, 1], raft).into();
-    config.http_addr = ([127, 0, 0, 1], http).into();
-    config.peers = vec![Peer { id: 1, api_addr: config.api_addr, raft_addr: config.raft_addr }];
-    config.raft.heartbeat_ms = 50;
-    config.raft.election_timeout_min_ms = 200;
-    config.raft.election_timeout_max_ms = 400;
+    let loopback = |port| ([127, 0, 0, 1], port).into();
+    let config = Config::single_node(dir.path().join("data"), loopback(api), loopback(raft), loopback(http));
     config.validate().unwrap();
     let token = "test-admin-token-0123456789";
     let auth = AdminAuth::new(vantage_coordinator::auth::token_hash(token));

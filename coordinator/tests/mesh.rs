@@ -577,21 +577,13 @@ async fn t85_a_new_leader_keeps_the_assignment_while_probes_reconnect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t90_the_coordinator_serves_probe_service_next_to_admin_service() {
     use vantage_coordinator::auth::AdminAuth;
-    use vantage_coordinator::config::{Config, Peer};
+    use vantage_coordinator::config::Config;
 
     let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let (api, raft, http) = (free_port(), free_port(), free_port());
-    let mut config = Config::default();
-    config.node_id = 1;
-    config.data_dir = dir.path().join("data");
-    config.api_addr = ([127, 0, 0, 1], api).into();
-    config.raft_addr = ([127, 0, 0, 1], raft).into();
-    config.http_addr = ([127, 0, 0, 1], http).into();
-    config.peers = vec![Peer { id: 1, api_addr: config.api_addr, raft_addr: config.raft_addr }];
-    config.raft.heartbeat_ms = 50;
-    config.raft.election_timeout_min_ms = 200;
-    config.raft.election_timeout_max_ms = 400;
+    let loopback = |port| ([127, 0, 0, 1], port).into();
+    let config = Config::single_node(dir.path().join("data"), loopback(api), loopback(raft), loopback(http));
     config.validate().unwrap();
     let admin_token = "test-admin-token-0123456789";
     let auth = AdminAuth::new(token_hash(admin_token));
