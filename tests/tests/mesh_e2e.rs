@@ -27,6 +27,36 @@ impl Mesh {
         Mesh { d: Deployment::start(1, raft).unwrap() }
     }
 
+    /// A loopback HTTP target (on its own runtime), a node that has elected
+    /// itself, the three regions and endpoint `web` checking the target
+    /// every second.
+    fn with_web_endpoint() -> (tokio::runtime::Runtime, HttpTarget, Mesh) {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let target = {
+            let _entered = runtime.enter();
+            HttpTarget::start(TargetOptions::default()).unwrap()
+        };
+        let mesh = Mesh::start();
+        mesh.wait_leader();
+        let mut regions = vec!["region", "add"];
+        regions.extend(REGIONS);
+        mesh.ok(&regions);
+        let url = target.url("/");
+        mesh.ok(&[
+            "endpoint",
+            "add",
+            "web",
+            &url,
+            "--interval",
+            "1s",
+            "--timeout",
+            "500ms",
+            "--allow-private",
+        ]);
+        (runtime, target, mesh)
+    }
+
     /// Waits until the node has elected itself.
     fn wait_leader(&self) {
         self.d.leader(Duration::from_secs(15)).unwrap();
@@ -104,19 +134,7 @@ fn connected_with_endpoints(p: &Value) -> bool {
 
 #[test]
 fn t80_probes_get_tokens_connect_from_three_regions_and_a_revoked_one_is_cut_off() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let target = {
-        let _entered = runtime.enter();
-        HttpTarget::start(TargetOptions::default()).unwrap()
-    };
-
-    let mut mesh = Mesh::start();
-    mesh.wait_leader();
-    let mut regions = vec!["region", "add"];
-    regions.extend(REGIONS);
-    mesh.ok(&regions);
-    let url = target.url("/");
-    mesh.ok(&["endpoint", "add", "web", &url, "--interval", "1s", "--timeout", "500ms", "--allow-private"]);
+    let (runtime, target, mut mesh) = Mesh::with_web_endpoint();
     let ids = mesh.start_probes(&[("eu-1", "eu"), ("us-1", "us"), ("ap-1", "ap")]);
 
     let started = Instant::now();
@@ -182,18 +200,7 @@ fn assigned(shown: &Value, region: &str) -> Option<(String, bool)> {
 
 #[test]
 fn t85_shard_show_pin_unpin_rebalance_and_check_against_real_probes() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let target = {
-        let _entered = runtime.enter();
-        HttpTarget::start(TargetOptions::default()).unwrap()
-    };
-    let mut mesh = Mesh::start();
-    mesh.wait_leader();
-    let mut regions = vec!["region", "add"];
-    regions.extend(REGIONS);
-    mesh.ok(&regions);
-    let url = target.url("/");
-    mesh.ok(&["endpoint", "add", "web", &url, "--interval", "1s", "--timeout", "500ms", "--allow-private"]);
+    let (runtime, target, mut mesh) = Mesh::with_web_endpoint();
     mesh.start_probes(&[("eu-1", "eu"), ("eu-2", "eu"), ("us-1", "us"), ("ap-1", "ap")]);
     mesh.wait_probes(Duration::from_secs(15), "four connected probes", |list| {
         list.len() == 4 && list.iter().all(|p| p["connected"] == true)
