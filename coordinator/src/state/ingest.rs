@@ -34,9 +34,25 @@ pub const MAX_RANGES: usize = 64;
 
 /// A set of sequence numbers as sorted, disjoint, non-adjacent inclusive
 /// ranges.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialized as a list of `[first, last]` pairs; decoding refuses a list
+/// that breaks the invariant, so a snapshot never loads a set that
+/// `contains` would misread.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct SeqRanges(Vec<(u64, u64)>);
+
+impl<'de> Deserialize<'de> for SeqRanges {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let set = SeqRanges(Vec::deserialize(deserializer)?);
+        if !set.is_well_formed() {
+            return Err(serde::de::Error::custom(
+                "sequence ranges must be [first, last] pairs, sorted, not overlapping or touching",
+            ));
+        }
+        Ok(set)
+    }
+}
 
 impl SeqRanges {
     /// An empty set.
@@ -113,8 +129,8 @@ impl SeqRanges {
         }
     }
 
-    /// Whether the ranges are sorted, disjoint and non-adjacent (a decoded
-    /// ledger is checked with it).
+    /// Whether the ranges are sorted, disjoint and non-adjacent (decoding
+    /// checks it).
     pub fn is_well_formed(&self) -> bool {
         self.0.iter().all(|&(lo, hi)| lo <= hi)
             && self.0.windows(2).all(|w| w[0].1.saturating_add(1) < w[1].0)
@@ -234,6 +250,16 @@ mod tests {
             assert_eq!(s.contains(n), numbers.contains(&n), "{n}");
         }
         assert_eq!(s.highest(), Some(100));
+    }
+
+    #[test]
+    fn decoding_refuses_ranges_that_break_the_invariant() {
+        let good: SeqRanges = serde_json::from_str("[[1,3],[5,9]]").expect("well formed");
+        assert_eq!(good.ranges(), [(1, 3), (5, 9)]);
+        for bad in ["[[3,1]]", "[[5,9],[1,3]]", "[[1,5],[4,9]]", "[[1,3],[4,9]]"] {
+            let error = serde_json::from_str::<SeqRanges>(bad).expect_err(bad).to_string();
+            assert!(error.contains("sequence ranges must be"), "{bad}: {error}");
+        }
     }
 
     #[test]
