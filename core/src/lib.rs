@@ -11,6 +11,20 @@
 //!   evaluation of those expectations.
 //! - [`result`]: what one check produced ([`result::CheckResult`]): timing
 //!   phases, the closed set of failure kinds, TLS details, redirect hops.
+//! - [`endpoint`]: what the mesh monitors ([`endpoint::EndpointSpec`]): the
+//!   target URL, interval, timeout, regions, labels and the expectations in
+//!   their text form ([`endpoint::Expectations`]), compiled to assertions;
+//!   their limits and validation.
+//! - [`webhook`]: where alerts go ([`webhook::WebhookSpec`]): URL, secret,
+//!   format, event and label filters.
+//! - [`maintenance`]: windows when outages are expected
+//!   ([`maintenance::MaintenanceSpec`]).
+//! - [`validate`]: the naming and label rules every object obeys, and
+//!   [`validate::ValidationError`], the one error naming what breaks a rule.
+//! - [`ids`]: object ids (`EndpointId`, `ProbeId`, …) and object kinds.
+//! - [`observation`]: what a probe reports for one slot
+//!   ([`observation::Observation`]).
+//! - [`time`]: Unix milliseconds and microseconds, compact duration text.
 //! - [`netguard`]: the SSRF address policy shared by the probe and, later, the
 //!   webhook sender.
 //! - [`schedule`]: slot arithmetic (`start = k * interval + offset(id)`),
@@ -24,8 +38,15 @@
 pub mod assert;
 pub mod clock;
 pub mod diagnostics;
+pub mod endpoint;
+pub mod ids;
+pub mod maintenance;
 pub mod netguard;
+pub mod observation;
 pub mod result;
 pub mod schedule;
 pub mod shard;
 pub mod spec;
+pub mod time;
+pub mod validate;
+pub mod webhook;

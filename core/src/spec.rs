@@ -13,7 +13,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::assert::Assertions;
@@ -23,6 +23,8 @@ use crate::result::Phase;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default cap on how much of a body is read.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
+/// The longest timeout of a whole check.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The most redirect hops a check may follow.
 pub const MAX_REDIRECTS: u32 = 30;
 
@@ -63,8 +65,9 @@ pub enum SpecError {
     },
 }
 
-/// The kind of check, derived from the URL's scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// The kind of check, derived from the URL's scheme (an endpoint's kind
+/// too). Serialized as its name (`https`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
     /// Plain HTTP.
@@ -77,6 +80,34 @@ pub enum CheckKind {
     Tls,
     /// DNS query.
     Dns,
+}
+
+impl CheckKind {
+    /// Every kind, in the order of the URL schemes' documentation.
+    pub const ALL: [CheckKind; 5] =
+        [CheckKind::Http, CheckKind::Https, CheckKind::Tcp, CheckKind::Tls, CheckKind::Dns];
+
+    /// The kind's name, which is also its URL scheme.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Http => "http",
+            CheckKind::Https => "https",
+            CheckKind::Tcp => "tcp",
+            CheckKind::Tls => "tls",
+            CheckKind::Dns => "dns",
+        }
+    }
+
+    /// The kind named `name` (as [`CheckKind::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<CheckKind> {
+        CheckKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A host to connect to: an IP literal (no DNS) or a name.
@@ -301,7 +332,7 @@ impl CheckSpec {
         if self.timeout.is_zero() {
             return Err(SpecError::BadOption { field: "timeout", reason: "must be above zero".into() });
         }
-        if self.timeout > Duration::from_secs(600) {
+        if self.timeout > MAX_TIMEOUT {
             return Err(SpecError::BadOption { field: "timeout", reason: "must be at most 10m".into() });
         }
         if self.follow_redirects > MAX_REDIRECTS {

@@ -2,10 +2,11 @@
 //! `CheckError`, `TlsInfo`, `Hop`.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use vantage_core::result as core;
 use vantage_core::spec::CheckKind;
+use vantage_core::time::{from_unix_micros as from_unix_us, unix_micros as unix_us};
 
 use crate::{pb, ConvertError};
 
@@ -13,21 +14,6 @@ const MSG: &str = "CheckResult";
 
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u64::MAX as u128) as u64
-}
-
-fn unix_us(t: SystemTime) -> i64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_micros().min(i64::MAX as u128) as i64,
-        Err(e) => -(e.duration().as_micros().min(i64::MAX as u128) as i64),
-    }
-}
-
-fn from_unix_us(us: i64) -> SystemTime {
-    if us >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_micros(us as u64)
-    } else {
-        SystemTime::UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
-    }
 }
 
 impl From<&core::Phases> for pb::Phases {
@@ -259,6 +245,7 @@ impl TryFrom<&pb::CheckResult> for core::CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
     use prost::Message;
 
     fn sample() -> core::CheckResult {

@@ -9,10 +9,16 @@
 //! Modules:
 //! - [`pb`]: the generated code.
 //! - [`check`]: check results (`CheckResult`, phases, errors, TLS details).
+//! - [`admin`]: the admin family's specifications (endpoints and their
+//!   expectations, webhooks, maintenance windows) ↔ `vantage-core`'s.
+//! - [`probe`]: the probe family: assigned endpoints, and probe results ↔
+//!   [`vantage_core::observation::Observation`].
 //! - [`raft`]: the peer protocol between coordinators (`RaftService`) and its
 //!   size limits.
 
+pub mod admin;
 pub mod check;
+pub mod probe;
 pub mod raft;
 
 /// Generated protobuf and tonic code for package `vantage.v1`.
@@ -42,4 +48,20 @@ pub enum ConvertError {
         /// Why.
         reason: String,
     },
+}
+
+impl ConvertError {
+    /// The message type the error is about.
+    pub fn message(&self) -> &'static str {
+        match self {
+            ConvertError::Missing { message, .. } | ConvertError::Invalid { message, .. } => message,
+        }
+    }
+
+    /// The field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConvertError::Missing { field, .. } | ConvertError::Invalid { field, .. } => field,
+        }
+    }
 }
