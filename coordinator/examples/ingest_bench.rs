@@ -40,7 +40,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 use vantage_coordinator::auth::{token_hash, AdminAuth};
 use vantage_coordinator::config::{Config, Peer};
+use vantage_core::time::unix_micros as unix_us;
 use vantage_proto::pb;
 use vantage_proto::pb::admin_service_client::AdminServiceClient;
 use vantage_proto::pb::coordinator_message::Msg as Out;
@@ -682,10 +683,6 @@ fn result_template(endpoint_id: u64) -> pb::ProbeResult {
         }),
         ..Default::default()
     }
-}
-
-fn unix_us(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The AdminService, with the admin token.

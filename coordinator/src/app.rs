@@ -385,7 +385,7 @@ pub fn endpoints_json(state: &MeshState, sink: &MemorySink) -> serde_json::Value
                 .map(|r| {
                     let probe =
                         state.probes().get(&crate::state::ids::ProbeId(r.probe_id)).map(|p| p.name.clone());
-                    let check = r.result.as_ref();
+                    let check = r.observation.result.as_ref();
                     let started_at = check
                         .and_then(|c| serde_json::to_value(c).ok())
                         .and_then(|v| v.get("started_at").cloned())
@@ -394,9 +394,9 @@ pub fn endpoints_json(state: &MeshState, sink: &MemorySink) -> serde_json::Value
                         "region": r.region,
                         "probe_id": r.probe_id,
                         "probe": probe,
-                        "seq": r.seq,
-                        "skipped": r.skipped,
-                        "probe_unhealthy": r.probe_unhealthy,
+                        "seq": r.observation.seq,
+                        "skipped": r.observation.skipped(),
+                        "probe_unhealthy": r.observation.probe_unhealthy,
                         "ok": check.map(|c| c.ok),
                         "error_kind": check.and_then(|c| c.error.as_ref()).map(|e| e.kind.as_str()),
                         "error": check.and_then(|c| c.error.as_ref()).map(|e| e.message.clone()),

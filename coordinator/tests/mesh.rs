@@ -25,6 +25,7 @@ use vantage_coordinator::state::{
     ProbeSpec, Request, UnixMillis,
 };
 use vantage_core::clock::SystemWallClock;
+use vantage_core::time::unix_micros as unix_us;
 use vantage_proto::pb;
 use vantage_proto::pb::coordinator_message::Msg as Out;
 use vantage_proto::pb::probe_message::Msg as In;
@@ -150,7 +151,7 @@ async fn t30_results_are_acked_and_a_resend_is_counted_once() {
     probe.send_results(batch.clone()).await;
     let ack = probe.wait_ack(3).await.expect("acked");
     assert!(ack.rejected.is_empty(), "{ack:?}");
-    assert_eq!(mesh.sink.recent(endpoint).iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(mesh.sink.recent(endpoint).iter().map(|r| r.observation.seq).collect::<Vec<_>>(), [1, 2, 3]);
 
     // The probe restarts and resends what it thinks is unacknowledged.
     drop(probe);
@@ -159,7 +160,10 @@ async fn t30_results_are_acked_and_a_resend_is_counted_once() {
     resend.push(good_result(4, endpoint));
     probe.send_results(resend).await;
     probe.wait_ack(4).await.expect("acked again");
-    assert_eq!(mesh.sink.recent(endpoint).iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        mesh.sink.recent(endpoint).iter().map(|r| r.observation.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
     let counters = mesh.mesh.counters();
     assert_eq!((counters.accepted, counters.duplicates), (4, 3));
     assert_eq!(mesh.sink.accepted_total(), 4);
@@ -211,7 +215,10 @@ async fn t32_acks_wait_for_the_ledger_and_a_new_leader_counts_resent_results_onc
     assert!(ack.rejected.is_empty(), "{ack:?}");
     let counters = mesh.mesh.counters();
     assert_eq!((counters.accepted, counters.duplicates), (4, 5), "6..=9 stored, 1..=5 known from the ledger");
-    assert_eq!(mesh.sink.recent(endpoint).iter().map(|r| r.seq).collect::<Vec<_>>(), [6, 7, 8, 9]);
+    assert_eq!(
+        mesh.sink.recent(endpoint).iter().map(|r| r.observation.seq).collect::<Vec<_>>(),
+        [6, 7, 8, 9]
+    );
     let recorded = ledger(&mesh.node).expect("a ledger entry");
     assert_eq!(recorded.processed.ranges(), [(1, 9)]);
     assert_eq!((recorded.accepted, recorded.rejected, recorded.duplicates), (9, 0, 0));
@@ -439,8 +446,8 @@ async fn t72_check_endpoint_waits_for_the_answers_and_reports_the_silent_probe()
         match &report.regions[region][..] {
             [ProbeOutcome::Answered(result)] => {
                 assert_eq!(result.probe_id, mesh.probe_ids[owners[region]]);
-                assert_eq!(result.request_id.as_deref(), Some(request_id.as_str()));
-                assert_eq!(result.seq, 1, "{region}: the answer, not the other request's result");
+                assert_eq!(result.observation.request_id.as_deref(), Some(request_id.as_str()));
+                assert_eq!(result.observation.seq, 1, "{region}: the answer, not the other request's result");
             }
             other => panic!("{region}: {other:?}"),
         }
@@ -787,10 +794,6 @@ fn hello(name: &str, region: &str) -> pb::Hello {
         assignment_version: 0,
         max_concurrency: 10,
     }
-}
-
-fn unix_us(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
 fn good_result(seq: u64, endpoint_id: u64) -> pb::ProbeResult {

@@ -228,7 +228,11 @@ impl Expectations {
                     .map(|source| Pattern::new("expect-regex", source))
                     .collect::<Result<_, _>>()?,
                 json: self.json.iter().map(|text| JsonAssertion::parse(text)).collect::<Result<_, _>>()?,
-                headers: self.headers.iter().map(|text| HeaderAssertion::parse(text)).collect::<Result<_, _>>()?,
+                headers: self
+                    .headers
+                    .iter()
+                    .map(|text| HeaderAssertion::parse(text))
+                    .collect::<Result<_, _>>()?,
                 max_total: self.max_total_ms.map(Duration::from_millis),
                 max_ttfb: self.max_ttfb_ms.map(Duration::from_millis),
                 min_cert_days: self.min_cert_days,

@@ -63,7 +63,9 @@ impl MaintenanceSpec {
     /// Refuses a window that is already over at `now`.
     pub fn check_not_over(&self, now: UnixMillis) -> Result<(), ValidationError> {
         if self.ends_at <= now {
-            return Err(ValidationError::InvalidMaintenanceWindow { reason: "the window is already over".into() });
+            return Err(ValidationError::InvalidMaintenanceWindow {
+                reason: "the window is already over".into(),
+            });
         }
         Ok(())
     }

@@ -106,9 +106,14 @@ mod tests {
 
     #[test]
     fn durations_format_compactly() {
-        for (ms, text) in
-            [(0, "0s"), (500, "500ms"), (1_500, "1s500ms"), (30_000, "30s"), (90_000, "1m30s"), (86_400_000, "1d")]
-        {
+        for (ms, text) in [
+            (0, "0s"),
+            (500, "500ms"),
+            (1_500, "1s500ms"),
+            (30_000, "30s"),
+            (90_000, "1m30s"),
+            (86_400_000, "1d"),
+        ] {
             assert_eq!(format_ms(ms), text);
         }
     }

@@ -165,8 +165,9 @@ pub fn region_name(name: &str) -> Result<(), ValidationError> {
     Err(ValidationError::InvalidName {
         kind: ObjectKind::Region,
         name: name.to_string(),
-        reason: "use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-' (e.g. eu-west)"
-            .to_string(),
+        reason:
+            "use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-' (e.g. eu-west)"
+                .to_string(),
     })
 }
 
@@ -272,9 +273,8 @@ mod tests {
 
     #[test]
     fn timeout_messages_name_the_rule_broken() {
-        let timeout = |timeout_ms, interval_ms| {
-            ValidationError::InvalidTimeout { timeout_ms, interval_ms }.to_string()
-        };
+        let timeout =
+            |timeout_ms, interval_ms| ValidationError::InvalidTimeout { timeout_ms, interval_ms }.to_string();
         assert_eq!(timeout(0, 5_000), "invalid timeout 0s: must be above zero");
         assert_eq!(timeout(700_000, u64::MAX), "invalid timeout 11m40s: must be at most 10m");
         assert_eq!(timeout(5_000, 5_000), "invalid timeout 5s: must be below the interval (5s)");

@@ -97,10 +97,19 @@ impl TryFrom<WebhookSpecForm> for WebhookSpec {
     fn try_from(form: WebhookSpecForm) -> Result<Self, &'static str> {
         let (events, labels) = match form.filter {
             None => (form.events, form.labels),
-            Some(filter) if form.events.is_empty() && form.labels.is_empty() => (filter.events, filter.labels),
+            Some(filter) if form.events.is_empty() && form.labels.is_empty() => {
+                (filter.events, filter.labels)
+            }
             Some(_) => return Err("give events and labels either in filter or beside it, not both"),
         };
-        Ok(WebhookSpec { name: form.name, url: form.url, secret: form.secret, format: form.format, events, labels })
+        Ok(WebhookSpec {
+            name: form.name,
+            url: form.url,
+            secret: form.secret,
+            format: form.format,
+            events,
+            labels,
+        })
     }
 }
 
@@ -217,7 +226,9 @@ named_values!(AlertEvent, "event", [
 /// An `http` or `https` URL with a host, at most 2048 bytes, without
 /// credentials (the secret signs each delivery).
 fn check_url(text: &str) -> Result<(), ValidationError> {
-    let bad = |reason: &str| Err(ValidationError::InvalidWebhookUrl { url: text.to_string(), reason: reason.into() });
+    let bad = |reason: &str| {
+        Err(ValidationError::InvalidWebhookUrl { url: text.to_string(), reason: reason.into() })
+    };
     if text.len() > MAX_URL_LEN {
         return bad("longer than 2048 bytes");
     }

@@ -205,7 +205,10 @@ mod tests {
         };
         let spec = WebhookSpec::try_from(wire.clone()).unwrap();
         assert_eq!(spec.format, WebhookFormat::Standard);
-        assert_eq!(pb::WebhookSpec::from(&spec), pb::WebhookSpec { format: "standard".into(), ..wire.clone() });
+        assert_eq!(
+            pb::WebhookSpec::from(&spec),
+            pb::WebhookSpec { format: "standard".into(), ..wire.clone() }
+        );
         wire.format = "teams".into();
         let err = WebhookSpec::try_from(wire.clone()).unwrap_err();
         assert_eq!(
@@ -226,7 +229,12 @@ mod tests {
         let wire = pb::MaintenanceSpec { starts_at_unix_ms: -1, ends_at_unix_ms: 5, ..Default::default() };
         let err = MaintenanceSpec::try_from(wire).unwrap_err();
         assert_eq!(err.to_string(), "MaintenanceSpec: field starts_at_unix_ms is invalid: -1 is before 1970");
-        let wire = pb::MaintenanceSpec { starts_at_unix_ms: 1, ends_at_unix_ms: 5, endpoints: vec![3], ..Default::default() };
+        let wire = pb::MaintenanceSpec {
+            starts_at_unix_ms: 1,
+            ends_at_unix_ms: 5,
+            endpoints: vec![3],
+            ..Default::default()
+        };
         let spec = MaintenanceSpec::try_from(wire.clone()).unwrap();
         assert_eq!(pb::MaintenanceSpec::from(&spec), wire);
     }

@@ -245,8 +245,8 @@ impl TryFrom<&pb::CheckResult> for core::CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
     use prost::Message;
+    use std::time::SystemTime;
 
     fn sample() -> core::CheckResult {
         let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_790_000_000_123_456);

@@ -67,7 +67,8 @@ impl TryFrom<&pb::ProbeResult> for Observation {
     /// Refuses a skipped slot that carries a result, a checked slot without
     /// one, and check results that do not convert.
     fn try_from(wire: &pb::ProbeResult) -> Result<Self, ConvertError> {
-        let shape = |reason: &str| ConvertError::Invalid { message: MSG, field: "result", reason: reason.into() };
+        let shape =
+            |reason: &str| ConvertError::Invalid { message: MSG, field: "result", reason: reason.into() };
         let result = match (&wire.result, wire.skipped) {
             (Some(_), true) => return Err(shape("a skipped slot carries a result")),
             (None, false) => return Err(shape("a checked slot has no result")),

@@ -22,8 +22,8 @@ pub enum AdminError {
     /// A field of the request is missing or malformed.
     #[error("{field}: {reason}")]
     BadField {
-        /// The field, as named in the proto.
-        field: &'static str,
+        /// The field, as named in the proto (`spec.format`).
+        field: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -104,8 +104,17 @@ impl AdminError {
         AdminError::Unexpected { outcome: format!("{outcome:?}") }
     }
 
-    pub(super) fn bad(field: &'static str, reason: impl Into<String>) -> Self {
-        AdminError::BadField { field, reason: reason.into() }
+    pub(super) fn bad(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        AdminError::BadField { field: field.into(), reason: reason.into() }
+    }
+
+    /// A message of the request, at `path` (`spec`), that does not convert.
+    pub(super) fn wire(path: &str, error: vantage_proto::ConvertError) -> Self {
+        let reason = match &error {
+            vantage_proto::ConvertError::Invalid { reason, .. } => reason.clone(),
+            vantage_proto::ConvertError::Missing { .. } => "missing".to_string(),
+        };
+        AdminError::BadField { field: format!("{path}.{}", error.field()), reason }
     }
 }
 

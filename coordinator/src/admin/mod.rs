@@ -30,7 +30,6 @@ use crate::state::{
     WebhookId,
 };
 
-pub(crate) use self::convert::assertions_to_pb;
 pub use self::error::{AdminError, LEADER_API_METADATA};
 pub use self::probes::{LiveProbe, ProbeDirectory};
 pub use self::shards::{LiveShards, ShardDirectory, CHECK_MARGIN, CHECK_WAIT_CAP};

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use vantage_core::time::UnixMillis;
 use vantage_proto::pb;
 
 use super::error::AdminError;
@@ -174,8 +175,7 @@ pub(super) fn resolve_probe(state: &MeshState, text: &str) -> Result<(ProbeId, S
 }
 
 fn unix_ms(t: Option<SystemTime>) -> i64 {
-    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    t.map_or(0, |t| UnixMillis::from(t).as_i64())
 }
 
 fn probe_info(state: &MeshState, p: &ProbeRegistration, live: Option<&LiveProbe>) -> pb::ProbeInfo {

@@ -352,7 +352,7 @@ fn region_check(region: &str, outcome: &ProbeOutcome, names: &Names<'_>, wait: D
 }
 
 fn answered(mut row: pb::RegionCheck, accepted: &AcceptedResult) -> pb::RegionCheck {
-    let Some(result) = &accepted.result else {
+    let Some(result) = &accepted.observation.result else {
         row.outcome = "failed".into();
         row.message =
             "the probe skipped the check: its previous check of this endpoint was still running".into();
@@ -378,7 +378,7 @@ fn answered(mut row: pb::RegionCheck, accepted: &AcceptedResult) -> pb::RegionCh
             row.message = error.message.clone();
         }
     }
-    if accepted.probe_unhealthy {
+    if accepted.observation.probe_unhealthy {
         row.message = format!(
             "{}{}the probe's own canary checks fail: its network may be at fault, not the endpoint",
             row.message,

@@ -261,7 +261,7 @@ async fn refusals_carry_clear_messages_and_codes_and_change_nothing() {
                 spec: Some(pb::EndpointSpec { interval_ms: 500, ..endpoint("z", "https://z.example/") }),
             },
             Code::InvalidArgument,
-            "invalid interval 500 ms: must be between 1s and 24h",
+            "invalid interval 500ms: must be between 1s and 24h",
         ),
         (
             pb::AddEndpointRequest { mutation: mutation("k6"), spec: None },
@@ -323,7 +323,7 @@ async fn regions_webhooks_and_maintenance() {
         api.add_webhook(req(pb::AddWebhookRequest { mutation: mutation("w2"), spec: Some(bad) })).await;
     assert_eq!(
         status.unwrap_err().message(),
-        "spec.format: unknown value \"teams\" (use one of standard, slack)"
+        "spec.format: invalid webhook format \"teams\": use one of standard, slack"
     );
     let removed = api
         .remove_webhook(req(pb::RemoveWebhookRequest {
@@ -832,16 +832,17 @@ async fn check_endpoint_answers_one_row_per_region_and_waits_for_the_timeout_plu
         ProbeOutcome::Answered(Box::new(AcceptedResult {
             probe_id,
             region: region.into(),
-            seq: 1,
-            endpoint_id: 1,
-            round: 0,
-            skipped: false,
-            probe_unhealthy: false,
-            planned_start: SystemTime::UNIX_EPOCH,
-            lag: Duration::ZERO,
-            out_of_slot: true,
-            request_id: Some("chk-7-1".into()),
-            result: Some(result(ok)),
+            observation: vantage_core::observation::Observation {
+                seq: 1,
+                endpoint_id: 1,
+                round: 0,
+                probe_unhealthy: false,
+                planned_start: SystemTime::UNIX_EPOCH,
+                lag: Duration::ZERO,
+                out_of_slot: true,
+                request_id: Some("chk-7-1".into()),
+                result: Some(result(ok)),
+            },
             received_at: SystemTime::UNIX_EPOCH,
         }))
     };

@@ -138,16 +138,17 @@ impl Waiters {
     /// Hands a copy of each result with a registered request id to its
     /// waiter. Never blocks: a full waiter misses the result.
     fn deliver(&self, results: &[AcceptedResult]) {
-        if results.iter().all(|r| r.request_id.is_none()) {
+        if results.iter().all(|r| r.observation.request_id.is_none()) {
             return;
         }
         let by_request = self.lock();
         for result in results {
-            let Some(sender) = result.request_id.as_ref().and_then(|id| by_request.get(id)) else {
+            let Some(sender) = result.observation.request_id.as_ref().and_then(|id| by_request.get(id))
+            else {
                 continue;
             };
             if sender.try_send(result.clone()).is_err() {
-                tracing::debug!(request_id = ?result.request_id, "check-now result dropped: its waiter is full");
+                tracing::debug!(request_id = ?result.observation.request_id, "check-now result dropped: its waiter is full");
             }
         }
     }
@@ -207,16 +208,17 @@ mod tests {
         AcceptedResult {
             probe_id,
             region: "eu".into(),
-            seq: probe_id,
-            endpoint_id: 1,
-            round: 0,
-            skipped: false,
-            probe_unhealthy: false,
-            planned_start: SystemTime::UNIX_EPOCH,
-            lag: Duration::ZERO,
-            out_of_slot: request_id.is_some(),
-            request_id: request_id.map(str::to_string),
-            result: None,
+            observation: vantage_core::observation::Observation {
+                seq: probe_id,
+                endpoint_id: 1,
+                round: 0,
+                probe_unhealthy: false,
+                planned_start: SystemTime::UNIX_EPOCH,
+                lag: Duration::ZERO,
+                out_of_slot: request_id.is_some(),
+                request_id: request_id.map(str::to_string),
+                result: None,
+            },
             received_at: SystemTime::UNIX_EPOCH,
         }
     }

@@ -279,8 +279,7 @@ impl Mesh {
         shutdown: CancellationToken,
     ) -> Mesh {
         let (published, _) = watch::channel(Arc::new(Published::default()));
-        let first_version =
-            clock.now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64).max(1);
+        let first_version = vantage_core::time::UnixMillis::from(clock.now()).0.max(1);
         // Results answering a CheckNow are shown to whoever waits for them
         // (`check_endpoint`) on their way to the sink.
         let waiters = Arc::new(check::Waiters::default());

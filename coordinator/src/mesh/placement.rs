@@ -61,14 +61,5 @@ pub fn assign(inputs: &Inputs) -> shard::Assignment {
 
 /// An endpoint as pushed to a probe.
 pub fn assigned_endpoint(endpoint: &Endpoint) -> pb::AssignedEndpoint {
-    let s = &endpoint.spec;
-    pb::AssignedEndpoint {
-        endpoint_id: endpoint.id.0,
-        name: s.name.clone(),
-        url: s.url.clone(),
-        interval_ms: s.interval_ms,
-        timeout_ms: s.timeout_ms,
-        assertions: Some(crate::admin::assertions_to_pb(&s.assertions)),
-        allow_private: s.allow_private,
-    }
+    vantage_proto::probe::assigned_endpoint(endpoint.id, &endpoint.spec)
 }

@@ -9,36 +9,20 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use vantage_core::result::CheckResult;
+use vantage_core::observation::Observation;
+use vantage_core::result::Phases;
 use vantage_proto::pb;
 
-/// One accepted result, as handed to a [`ResultSink`].
+/// One accepted result, as handed to a [`ResultSink`]: what the probe
+/// observed, who sent it, and when it arrived.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcceptedResult {
     /// The probe that ran the check.
     pub probe_id: u64,
     /// The probe's region.
     pub region: String,
-    /// The probe's sequence number for this result.
-    pub seq: u64,
-    /// The endpoint checked.
-    pub endpoint_id: u64,
-    /// The slot round.
-    pub round: u64,
-    /// The slot was skipped (the previous check was still running).
-    pub skipped: bool,
-    /// The probe's canaries failed when the check ran.
-    pub probe_unhealthy: bool,
-    /// When the slot was planned to start.
-    pub planned_start: SystemTime,
-    /// Actual start minus planned start.
-    pub lag: Duration,
-    /// Run on request (CheckNow), outside the slot grid.
-    pub out_of_slot: bool,
-    /// The CheckNow request it answers, if any.
-    pub request_id: Option<String>,
-    /// The check's outcome; `None` when skipped.
-    pub result: Option<CheckResult>,
+    /// What the probe reported for the slot.
+    pub observation: Observation,
     /// When the coordinator received it.
     pub received_at: SystemTime,
 }
@@ -88,7 +72,7 @@ impl ResultSink for MemorySink {
         self.accepted.fetch_add(results.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
         for result in results {
-            let ring = rings.entry(result.endpoint_id).or_default();
+            let ring = rings.entry(result.observation.endpoint_id).or_default();
             if ring.len() == self.per_endpoint {
                 ring.pop_front();
             }
@@ -201,42 +185,25 @@ pub fn validate(
             format!("endpoint {} is not assigned to probe {}", wire.endpoint_id, sender.probe_id),
         ));
     }
-    let planned_start = from_unix_us(wire.planned_start_unix_us);
-    check_time("planned_start_unix_us", planned_start, now, limits).map_err(|(r, d)| reject(r, d))?;
-    let result = match (&wire.result, wire.skipped) {
-        (Some(_), true) => {
-            return Err(reject(RejectReason::MalformedResult, "a skipped slot carries a result".into()))
-        }
-        (None, false) => {
-            return Err(reject(RejectReason::MalformedResult, "a checked slot has no result".into()))
-        }
-        (None, true) => None,
-        (Some(result), false) => {
-            let phases = result
-                .phases
-                .as_ref()
-                .ok_or_else(|| reject(RejectReason::MalformedTimings, "the result has no phases".into()))?;
-            check_phases(phases, limits).map_err(|d| reject(RejectReason::MalformedTimings, d))?;
-            let converted = CheckResult::try_from(result)
-                .map_err(|e| reject(RejectReason::MalformedTimings, e.to_string()))?;
-            check_time("result.started_at_unix_us", converted.started_at, now, limits)
-                .map_err(|(r, d)| reject(r, d))?;
-            Some(converted)
-        }
-    };
+    let observation = Observation::try_from(wire).map_err(|e| {
+        let reason = if (e.message(), e.field()) == vantage_proto::probe::SHAPE_FIELD {
+            RejectReason::MalformedResult
+        } else {
+            RejectReason::MalformedTimings
+        };
+        reject(reason, e.to_string())
+    })?;
+    check_time("planned_start_unix_us", observation.planned_start, now, limits)
+        .map_err(|(r, d)| reject(r, d))?;
+    if let Some(result) = &observation.result {
+        check_phases(&result.phases_ms, limits).map_err(|d| reject(RejectReason::MalformedTimings, d))?;
+        check_time("result.started_at_unix_us", result.started_at, now, limits)
+            .map_err(|(r, d)| reject(r, d))?;
+    }
     Ok(AcceptedResult {
         probe_id: sender.probe_id,
         region: sender.region.to_owned(),
-        seq: wire.seq,
-        endpoint_id: wire.endpoint_id,
-        round: wire.round,
-        skipped: wire.skipped,
-        probe_unhealthy: wire.probe_unhealthy,
-        planned_start,
-        lag: Duration::from_micros(wire.lag_us),
-        out_of_slot: wire.out_of_slot,
-        request_id: (!wire.request_id.is_empty()).then(|| wire.request_id.clone()),
-        result,
+        observation,
         received_at: now,
     })
 }
@@ -244,20 +211,19 @@ pub fn validate(
 /// Each phase at most the total (phases are sums over redirect hops; the
 /// total spans them all), and the total plausible. The wire carries
 /// unsigned microseconds, so negative or NaN phases cannot arrive.
-fn check_phases(p: &pb::Phases, limits: TimingLimits) -> Result<(), String> {
-    let total = Duration::from_micros(p.total_us);
-    if total > limits.max_total {
-        return Err(format!("total {total:?} exceeds {:?}", limits.max_total));
+fn check_phases(p: &Phases, limits: TimingLimits) -> Result<(), String> {
+    if p.total > limits.max_total {
+        return Err(format!("total {:?} exceeds {:?}", p.total, limits.max_total));
     }
-    for (name, us) in [
-        ("dns", p.dns_us),
-        ("connect", p.connect_us),
-        ("tls", p.tls_us),
-        ("ttfb", p.ttfb_us),
-        ("transfer", p.transfer_us),
-    ] {
-        if us > p.total_us {
-            return Err(format!("phase {name} ({us} µs) is longer than the total ({} µs)", p.total_us));
+    for (name, phase) in
+        [("dns", p.dns), ("connect", p.connect), ("tls", p.tls), ("ttfb", p.ttfb), ("transfer", p.transfer)]
+    {
+        if phase > p.total {
+            return Err(format!(
+                "phase {name} ({} µs) is longer than the total ({} µs)",
+                phase.as_micros(),
+                p.total.as_micros()
+            ));
         }
     }
     Ok(())
@@ -286,14 +252,6 @@ fn check_time(
         }
     }
     Ok(())
-}
-
-fn from_unix_us(us: i64) -> SystemTime {
-    if us >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_micros(us as u64)
-    } else {
-        SystemTime::UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
-    }
 }
 
 /// The sequence numbers of one probe already stored: a high-water mark and
@@ -473,7 +431,7 @@ mod tests {
             .map(|seq| validate(&good(seq), sender, |_| true, now(), TimingLimits::default()).unwrap())
             .collect();
         sink.accept(results);
-        let kept: Vec<u64> = sink.recent(7).iter().map(|r| r.seq).collect();
+        let kept: Vec<u64> = sink.recent(7).iter().map(|r| r.observation.seq).collect();
         assert_eq!(kept, [2, 3]);
         assert_eq!(sink.accepted_total(), 3);
         assert!(sink.recent(8).is_empty());

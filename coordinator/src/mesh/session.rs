@@ -418,10 +418,10 @@ impl StreamTask {
                     true
                 }
             };
-            let accepted: Vec<_> = valid.into_iter().filter(|r| first_time(r.seq)).collect();
+            let accepted: Vec<_> = valid.into_iter().filter(|r| first_time(r.observation.seq)).collect();
             let rejected: Vec<Rejection> = rejected.into_iter().filter(|r| first_time(r.seq)).collect();
             let pending = inner.pending.probes.entry(self.probe_id).or_default();
-            for seq in accepted.iter().map(|r| r.seq).chain(rejected.iter().map(|r| r.seq)) {
+            for seq in accepted.iter().map(|r| r.observation.seq).chain(rejected.iter().map(|r| r.seq)) {
                 pending.seqs.insert(seq);
             }
             pending.accepted += accepted.len() as u64;

@@ -11,12 +11,14 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::admin_tokens::AdminTokenSpec;
-use super::endpoints::EndpointSpec;
 use super::ids::{AdminTokenId, EndpointId, MaintenanceId, ProbeId, UnixMillis, WebhookId};
 use super::ingest::IngestEntry;
-use super::maintenance::MaintenanceSpec;
 use super::probes::{ProbeSpec, TokenHash};
-use super::webhooks::WebhookSpec;
+use vantage_core::endpoint::EndpointSpec;
+pub use vantage_core::ids::ObjectKind;
+use vantage_core::maintenance::MaintenanceSpec;
+use vantage_core::validate::ValidationError;
+use vantage_core::webhook::WebhookSpec;
 
 /// The longest idempotency key accepted, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
@@ -344,37 +346,6 @@ pub enum Outcome {
     },
 }
 
-/// The kinds of objects the replicated state holds, for error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObjectKind {
-    /// A region.
-    Region,
-    /// An endpoint.
-    Endpoint,
-    /// A probe.
-    Probe,
-    /// A webhook.
-    Webhook,
-    /// A maintenance window.
-    Maintenance,
-    /// An admin token.
-    AdminToken,
-}
-
-impl fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ObjectKind::Region => "region",
-            ObjectKind::Endpoint => "endpoint",
-            ObjectKind::Probe => "probe",
-            ObjectKind::Webhook => "webhook",
-            ObjectKind::Maintenance => "maintenance window",
-            ObjectKind::AdminToken => "admin token",
-        })
-    }
-}
-
 /// Why a command was refused. A refused command changes nothing; the
 /// refusal is replicated (and remembered under its idempotency key) like
 /// any other response.
@@ -392,16 +363,6 @@ pub enum CommandError {
     IdempotencyKeyReused {
         /// The key.
         key: String,
-    },
-    /// A name breaks the naming rules of its kind.
-    #[error("invalid {kind} name {name:?}: {reason}")]
-    InvalidName {
-        /// What the name is for.
-        kind: ObjectKind,
-        /// The name given.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
     },
     /// Another object of the same kind already has this name.
     #[error("{kind} {name:?} already exists")]
@@ -435,42 +396,6 @@ pub enum CommandError {
         /// How many probes live in it.
         probes: usize,
     },
-    /// The endpoint's URL is not a target a probe can check.
-    #[error("{reason}")]
-    InvalidTarget {
-        /// The URL given.
-        url: String,
-        /// What is wrong, naming the URL.
-        reason: String,
-    },
-    /// The check interval is out of range.
-    #[error("invalid interval {interval_ms} ms: must be between 1s and 24h")]
-    InvalidInterval {
-        /// The interval given.
-        interval_ms: u64,
-    },
-    /// The check timeout is out of range or not below the interval.
-    #[error("invalid timeout {timeout_ms} ms: must be above zero, at most 10m and below the interval ({interval_ms} ms)")]
-    InvalidTimeout {
-        /// The timeout given.
-        timeout_ms: u64,
-        /// The interval it must stay below.
-        interval_ms: u64,
-    },
-    /// An assertion does not parse.
-    #[error("invalid assertion: {reason}")]
-    InvalidAssertion {
-        /// What is wrong, naming the option.
-        reason: String,
-    },
-    /// A label key or value breaks the label rules.
-    #[error("invalid label {key:?}: {reason}")]
-    InvalidLabel {
-        /// The label's key.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
     /// A probe weight is out of range.
     #[error("invalid probe weight {weight}: must be between 1 and {max}")]
     InvalidWeight {
@@ -490,20 +415,6 @@ pub enum CommandError {
     DuplicateTokenHash {
         /// Whose tokens were compared.
         kind: ObjectKind,
-    },
-    /// A webhook URL is not an http(s) URL.
-    #[error("invalid webhook URL {url:?}: {reason}")]
-    InvalidWebhookUrl {
-        /// The URL given.
-        url: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A webhook secret is too short or has odd characters.
-    #[error("invalid webhook secret: {reason}")]
-    InvalidWebhookSecret {
-        /// What is wrong.
-        reason: String,
     },
     /// A pin names a region the endpoint is not checked from.
     #[error("endpoint {endpoint:?} is not checked from region {region:?} (it is checked from {}); pin it in one of those, or add the region to the endpoint first", regions.join(", "))]
@@ -525,10 +436,10 @@ pub enum CommandError {
         /// The region of the pin.
         region: String,
     },
-    /// A maintenance window's times or scope are wrong.
-    #[error("invalid maintenance window: {reason}")]
-    InvalidMaintenanceWindow {
-        /// What is wrong.
-        reason: String,
-    },
+    /// A specification breaks the rules of its kind (names, URLs,
+    /// intervals, expectations, labels, secrets, windows). Replicated in
+    /// the form these refusals always had (`{"invalid_interval": …}`).
+    #[error(transparent)]
+    #[serde(untagged)]
+    Invalid(#[from] ValidationError),
 }

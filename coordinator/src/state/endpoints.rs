@@ -1,221 +1,31 @@
-//! Endpoints: what the mesh monitors, from where, how often, and what a
-//! good answer looks like.
-
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+//! Endpoints in the replicated state: the record around each
+//! [`EndpointSpec`] and the apply functions of the endpoint commands. The
+//! spec and its rules are `vantage-core`'s; the rules that need the rest
+//! of the state (unique names, existing regions) are here.
 
 use serde::{Deserialize, Serialize};
-use vantage_core::assert::{Assertions, HeaderAssertion, JsonAssertion, Pattern, StatusSet};
-use vantage_core::spec::{CheckKind, CheckSpec, SpecError};
+use vantage_core::endpoint::EndpointSpec;
+use vantage_core::spec::CheckKind;
 
 use super::command::{CommandError, ObjectKind, Outcome};
 use super::ids::{EndpointId, UnixMillis};
-use super::{validate, MeshState};
+use super::MeshState;
 
-/// The shortest check interval.
-pub const MIN_INTERVAL_MS: u64 = 1_000;
-/// The longest check interval.
-pub const MAX_INTERVAL_MS: u64 = 24 * 60 * 60 * 1_000;
-/// The longest check timeout (the probe's own ceiling).
-pub const MAX_TIMEOUT_MS: u64 = 10 * 60 * 1_000;
-/// The default check interval.
-pub const DEFAULT_INTERVAL_MS: u64 = 60_000;
-/// The default check timeout.
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
-/// The most expectations of one sort (body texts, patterns, JSON values,
-/// headers) an endpoint may carry.
-pub const MAX_ASSERTIONS_PER_SORT: usize = 16;
-/// The longest single expectation, in bytes.
-pub const MAX_ASSERTION_LEN: usize = 1_024;
-
-/// A monitored endpoint as stored in the replicated state.
+/// A monitored endpoint as stored in the replicated state: what the admin
+/// asked for ([`EndpointSpec`], `vantage-core`'s) and the record around it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// Assigned by apply, never reused.
     pub id: EndpointId,
     /// The kind of check, from the URL's scheme.
-    pub kind: EndpointKind,
+    pub kind: CheckKind,
     /// What the admin asked for.
     pub spec: EndpointSpec,
     /// When it was added.
     pub created_at: UnixMillis,
     /// When its specification last changed.
     pub updated_at: UnixMillis,
-}
-
-/// The kind of check, derived from the target URL's scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndpointKind {
-    /// Plain HTTP.
-    Http,
-    /// HTTP over TLS.
-    Https,
-    /// TCP connect.
-    Tcp,
-    /// TCP connect and TLS handshake.
-    Tls,
-    /// DNS query.
-    Dns,
-}
-
-impl From<CheckKind> for EndpointKind {
-    fn from(kind: CheckKind) -> Self {
-        match kind {
-            CheckKind::Http => EndpointKind::Http,
-            CheckKind::Https => EndpointKind::Https,
-            CheckKind::Tcp => EndpointKind::Tcp,
-            CheckKind::Tls => EndpointKind::Tls,
-            CheckKind::Dns => EndpointKind::Dns,
-        }
-    }
-}
-
-/// What an admin specifies for an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointSpec {
-    /// Unique among endpoints.
-    pub name: String,
-    /// The target: `http(s)://`, `tcp://`, `tls://` or `dns://` URL.
-    pub url: String,
-    /// Time between checks, 1 s to 24 h.
-    pub interval_ms: u64,
-    /// The whole check's deadline, above zero and below the interval.
-    pub timeout_ms: u64,
-    /// What a good answer looks like.
-    #[serde(default)]
-    pub assertions: AssertionSpec,
-    /// Where to check from; empty means every region.
-    #[serde(default)]
-    pub regions: BTreeSet<String>,
-    /// Shown on the public status page.
-    #[serde(default)]
-    pub public: bool,
-    /// Lets the probe's SSRF guard through to private, loopback and
-    /// link-local addresses for this endpoint.
-    #[serde(default)]
-    pub allow_private: bool,
-    /// Free-form labels, e.g. `team=payments`.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Checks are stopped.
-    #[serde(default)]
-    pub paused: bool,
-}
-
-impl EndpointSpec {
-    /// A specification with default interval, timeout and no options.
-    pub fn new(name: impl Into<String>, url: impl Into<String>) -> EndpointSpec {
-        EndpointSpec {
-            name: name.into(),
-            url: url.into(),
-            interval_ms: DEFAULT_INTERVAL_MS,
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            assertions: AssertionSpec::default(),
-            regions: BTreeSet::new(),
-            public: false,
-            allow_private: false,
-            labels: BTreeMap::new(),
-            paused: false,
-        }
-    }
-
-    /// Validates everything that does not depend on the rest of the state
-    /// and returns the kind of check.
-    fn validate(&self) -> Result<EndpointKind, CommandError> {
-        validate::name(ObjectKind::Endpoint, &self.name)?;
-        let check = CheckSpec::parse(&self.url)
-            .map_err(|e| CommandError::InvalidTarget { url: self.url.clone(), reason: e.to_string() })?;
-        if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&self.interval_ms) {
-            return Err(CommandError::InvalidInterval { interval_ms: self.interval_ms });
-        }
-        if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS || self.timeout_ms >= self.interval_ms {
-            return Err(CommandError::InvalidTimeout {
-                timeout_ms: self.timeout_ms,
-                interval_ms: self.interval_ms,
-            });
-        }
-        self.assertions
-            .to_assertions()
-            .map_err(|e| CommandError::InvalidAssertion { reason: e.to_string() })?;
-        validate::labels(&self.labels)?;
-        Ok(check.kind().into())
-    }
-}
-
-/// Expectations in the form admins write them (the `--expect-*` flags of
-/// the CLI), kept as text so the replicated form is plain data.
-/// [`AssertionSpec::to_assertions`] compiles them for the probe.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssertionSpec {
-    /// Acceptable status codes, e.g. `200-299,301` (default 200–399).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// Texts the body must contain.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub body_contains: Vec<String>,
-    /// Regular expressions the body must match.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub body_matches: Vec<String>,
-    /// `POINTER=VALUE` JSON expectations.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub json: Vec<String>,
-    /// `Name` or `Name: REGEX` header expectations.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<String>,
-    /// Ceiling on the whole check's duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_total_ms: Option<u64>,
-    /// Ceiling on time to first byte.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_ttfb_ms: Option<u64>,
-    /// Minimum days before the certificate expires.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_cert_days: Option<i64>,
-}
-
-impl AssertionSpec {
-    /// Compiles the expectations, failing on the first that does not parse.
-    pub fn to_assertions(&self) -> Result<Assertions, SpecError> {
-        let lists: [(&'static str, &Vec<String>); 4] = [
-            ("expect-body", &self.body_contains),
-            ("expect-body-regex", &self.body_matches),
-            ("expect-json", &self.json),
-            ("expect-header", &self.headers),
-        ];
-        for (field, list) in lists {
-            if list.len() > MAX_ASSERTIONS_PER_SORT {
-                return Err(SpecError::BadOption { field, reason: "at most 16 expectations".into() });
-            }
-            if list.iter().any(|item| item.len() > MAX_ASSERTION_LEN) {
-                return Err(SpecError::BadOption { field, reason: "each at most 1024 bytes".into() });
-            }
-        }
-        Ok(Assertions {
-            status: match &self.status {
-                Some(text) => StatusSet::parse(text)?,
-                None => StatusSet::default(),
-            },
-            body_contains: self.body_contains.clone(),
-            body_matches: self
-                .body_matches
-                .iter()
-                .map(|source| Pattern::new("expect-body-regex", source))
-                .collect::<Result<_, _>>()?,
-            json: self.json.iter().map(|text| JsonAssertion::parse(text)).collect::<Result<_, _>>()?,
-            headers: self
-                .headers
-                .iter()
-                .map(|text| HeaderAssertion::parse(text))
-                .collect::<Result<_, _>>()?,
-            max_total: self.max_total_ms.map(Duration::from_millis),
-            max_ttfb: self.max_ttfb_ms.map(Duration::from_millis),
-            min_cert_days: self.min_cert_days,
-        })
-    }
 }
 
 /// Applies [`Command::AddEndpoint`](super::Command::AddEndpoint).
@@ -294,7 +104,7 @@ fn check_spec(
     state: &MeshState,
     own_id: Option<EndpointId>,
     spec: &EndpointSpec,
-) -> Result<EndpointKind, CommandError> {
+) -> Result<CheckKind, CommandError> {
     let kind = spec.validate()?;
     if let Some(&holder) = state.endpoint_names.get(&spec.name) {
         if Some(holder) != own_id {

@@ -1,70 +1,14 @@
-//! Identifiers and timestamps used across the replicated state.
+//! The id counters of the replicated state (the id and timestamp types
+//! themselves are `vantage-core`'s, re-exported here).
 //!
 //! Ids are assigned inside apply from counters kept in the state, so every
 //! node assigns the same id to the same command, and an id is never reused,
 //! even after the object it named is removed.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-/// Wall-clock time as milliseconds since the Unix epoch.
-///
-/// Time enters the state machine only inside a command (stamped by the node
-/// that proposed it); apply never reads a clock.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UnixMillis(pub u64);
-
-impl From<std::time::SystemTime> for UnixMillis {
-    /// Milliseconds since the epoch; 0 before it, saturating far after.
-    fn from(t: std::time::SystemTime) -> Self {
-        let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        UnixMillis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
-    }
-}
-
-impl fmt::Display for UnixMillis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0)
-    }
-}
-
-macro_rules! object_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub u64);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
-            }
-        }
-    };
-}
-
-object_id!(
-    /// The id of a monitored endpoint.
-    EndpointId
-);
-object_id!(
-    /// The id of a registered probe.
-    ProbeId
-);
-object_id!(
-    /// The id of a webhook.
-    WebhookId
-);
-object_id!(
-    /// The id of a maintenance window.
-    MaintenanceId
-);
-object_id!(
-    /// The id of an admin token.
-    AdminTokenId
-);
+pub use vantage_core::ids::{AdminTokenId, EndpointId, MaintenanceId, ProbeId, WebhookId};
+pub use vantage_core::time::UnixMillis;
 
 /// The last id assigned for each kind of object (0: none yet).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,11 @@
 //! - [`command`]: [`Request`], [`Command`], [`CommandResponse`];
 //! - [`idempotency`]: the bounded memory of recent requests;
 //! - [`snapshot`]: the versioned snapshot format;
-//! - [`ids`]: ids, id counters and timestamps.
+//! - [`ids`]: id counters (ids and timestamps are `vantage-core`'s).
+//!
+//! The specifications themselves (endpoints, webhooks, maintenance windows)
+//! and the rules that need nothing but the spec live in `vantage-core`;
+//! apply adds the rules that need the rest of the state.
 //!
 //! Later families (incidents, the alert outbox, rollups) add a module, a
 //! table in [`MeshState`] with a serde default, and their commands.
@@ -37,7 +41,8 @@ pub mod regions;
 pub mod snapshot;
 pub mod webhooks;
 
-mod validate;
+/// The naming and label rules, `vantage-core`'s (shared with vantagectl).
+use vantage_core::validate;
 
 #[cfg(test)]
 mod tests;
@@ -50,14 +55,19 @@ pub use self::admin_tokens::{AdminToken, AdminTokenSpec};
 pub use self::command::{
     Command, CommandError, CommandResponse, IdempotencyKey, ObjectKind, Outcome, Request,
 };
-pub use self::endpoints::{AssertionSpec, Endpoint, EndpointKind, EndpointSpec};
+pub use self::endpoints::Endpoint;
 pub use self::ids::{AdminTokenId, EndpointId, IdCounters, MaintenanceId, ProbeId, UnixMillis, WebhookId};
 pub use self::ingest::{IngestEntry, ProbeLedger, SeqRanges};
-pub use self::maintenance::{MaintenanceSpec, MaintenanceWindow};
+pub use self::maintenance::MaintenanceWindow;
 pub use self::pins::EndpointPins;
 pub use self::probes::{ProbeRegistration, ProbeSpec, TokenHash};
 pub use self::regions::Region;
-pub use self::webhooks::{AlertEvent, Webhook, WebhookFilter, WebhookFormat, WebhookSecret, WebhookSpec};
+pub use self::webhooks::Webhook;
+pub use vantage_core::endpoint::{EndpointSpec, Expectations};
+pub use vantage_core::maintenance::MaintenanceSpec;
+pub use vantage_core::spec::CheckKind;
+pub use vantage_core::validate::ValidationError;
+pub use vantage_core::webhook::{AlertEvent, WebhookFormat, WebhookSecret, WebhookSpec};
 
 use self::idempotency::{Lookup, RecentRequests};
 

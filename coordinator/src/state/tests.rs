@@ -8,6 +8,7 @@ use super::command::CommandResponse::{Applied, Rejected};
 use super::idempotency::{self, Lookup, RecentRequests};
 use super::snapshot::{self, SnapshotFormatError};
 use super::*;
+use vantage_core::validate::ValidationError as V;
 
 const T0: UnixMillis = UnixMillis(1_700_000_000_000);
 
@@ -29,7 +30,8 @@ fn webhook_spec(name: &str, url: &str) -> WebhookSpec {
         url: url.into(),
         secret: WebhookSecret("whsec_0123456789abcdef".into()),
         format: WebhookFormat::Standard,
-        filter: WebhookFilter::default(),
+        events: BTreeSet::new(),
+        labels: Default::default(),
     }
 }
 
@@ -90,7 +92,7 @@ fn apply_each_command() {
             matches!(r, Rejected(E::DuplicateName { kind: ObjectKind::Region, .. }))
         }),
         ("region name with spaces", Command::AddRegion { name: "EU West".into() }, |r| {
-            matches!(r, Rejected(E::InvalidName { kind: ObjectKind::Region, .. }))
+            matches!(r, Rejected(E::Invalid(V::InvalidName { kind: ObjectKind::Region, .. })))
         }),
         ("remove unused region", Command::RemoveRegion { name: "ap-south".into() }, |r| {
             *r == Applied(Outcome::RegionRemoved { name: "ap-south".into() })
@@ -122,7 +124,7 @@ fn apply_each_command() {
             |r| *r == Rejected(E::UnknownRegion { region: "mars".into() }),
         ),
         ("add endpoint with a bad scheme", Command::AddEndpoint(endpoint_spec("db", "htp:/x")), |r| {
-            matches!(r, Rejected(E::InvalidTarget { .. }))
+            matches!(r, Rejected(E::Invalid(V::InvalidTarget { .. })))
         }),
         (
             "add endpoint with a 500 ms interval",
@@ -131,7 +133,7 @@ fn apply_each_command() {
                 timeout_ms: 100,
                 ..endpoint_spec("db", "tcp://h:1")
             }),
-            |r| *r == Rejected(E::InvalidInterval { interval_ms: 500 }),
+            |r| *r == Rejected(E::Invalid(V::InvalidInterval { interval_ms: 500 })),
         ),
         (
             "add endpoint with a 25 h interval",
@@ -139,7 +141,7 @@ fn apply_each_command() {
                 interval_ms: 25 * 3_600_000,
                 ..endpoint_spec("db", "tcp://h:1")
             }),
-            |r| matches!(r, Rejected(E::InvalidInterval { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidInterval { .. }))),
         ),
         (
             "add endpoint with timeout equal to interval",
@@ -148,23 +150,23 @@ fn apply_each_command() {
                 timeout_ms: 5_000,
                 ..endpoint_spec("db", "tcp://h:1")
             }),
-            |r| *r == Rejected(E::InvalidTimeout { timeout_ms: 5_000, interval_ms: 5_000 }),
+            |r| *r == Rejected(E::Invalid(V::InvalidTimeout { timeout_ms: 5_000, interval_ms: 5_000 })),
         ),
         (
             "add endpoint with a bad status set",
             Command::AddEndpoint(EndpointSpec {
-                assertions: AssertionSpec { status: Some("abc".into()), ..Default::default() },
+                expect: Expectations { status: Some("abc".into()), ..Default::default() },
                 ..endpoint_spec("db", "https://h/")
             }),
-            |r| matches!(r, Rejected(E::InvalidAssertion { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidAssertion { .. }))),
         ),
         (
             "add endpoint with a bad regex",
             Command::AddEndpoint(EndpointSpec {
-                assertions: AssertionSpec { body_matches: vec!["(".into()], ..Default::default() },
+                expect: Expectations { body_matches: vec!["(".into()], ..Default::default() },
                 ..endpoint_spec("db", "https://h/")
             }),
-            |r| matches!(r, Rejected(E::InvalidAssertion { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidAssertion { .. }))),
         ),
         (
             "add endpoint with a bad label key",
@@ -172,10 +174,10 @@ fn apply_each_command() {
                 labels: [("bad key".to_string(), "v".to_string())].into(),
                 ..endpoint_spec("db", "https://h/")
             }),
-            |r| matches!(r, Rejected(E::InvalidLabel { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidLabel { .. }))),
         ),
         ("add endpoint named like an id", Command::AddEndpoint(endpoint_spec("42", "https://h/")), |r| {
-            matches!(r, Rejected(E::InvalidName { kind: ObjectKind::Endpoint, .. }))
+            matches!(r, Rejected(E::Invalid(V::InvalidName { kind: ObjectKind::Endpoint, .. })))
         }),
         (
             "update unknown endpoint",
@@ -364,12 +366,12 @@ fn apply_each_command() {
         (
             "add webhook with an ftp URL",
             Command::AddWebhook(webhook_spec("pager", "ftp://x.example/")),
-            |r| matches!(r, Rejected(E::InvalidWebhookUrl { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidWebhookUrl { .. }))),
         ),
         (
             "add webhook with credentials in the URL",
             Command::AddWebhook(webhook_spec("pager", "https://u:p@x.example/")),
-            |r| matches!(r, Rejected(E::InvalidWebhookUrl { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidWebhookUrl { .. }))),
         ),
         (
             "add webhook with a short secret",
@@ -377,7 +379,7 @@ fn apply_each_command() {
                 secret: WebhookSecret("short".into()),
                 ..webhook_spec("pager", "https://x.example/")
             }),
-            |r| matches!(r, Rejected(E::InvalidWebhookSecret { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidWebhookSecret { .. }))),
         ),
         (
             "add webhook with a taken name",
@@ -419,7 +421,7 @@ fn apply_each_command() {
                 labels: Default::default(),
                 reason: String::new(),
             }),
-            |r| matches!(r, Rejected(E::InvalidMaintenanceWindow { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidMaintenanceWindow { .. }))),
         ),
         (
             "add maintenance already over",
@@ -430,7 +432,7 @@ fn apply_each_command() {
                 labels: Default::default(),
                 reason: String::new(),
             }),
-            |r| matches!(r, Rejected(E::InvalidMaintenanceWindow { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidMaintenanceWindow { .. }))),
         ),
         (
             "add maintenance longer than 31 days",
@@ -441,7 +443,7 @@ fn apply_each_command() {
                 labels: Default::default(),
                 reason: String::new(),
             }),
-            |r| matches!(r, Rejected(E::InvalidMaintenanceWindow { .. })),
+            |r| matches!(r, Rejected(E::Invalid(V::InvalidMaintenanceWindow { .. }))),
         ),
         (
             "add maintenance over an unknown endpoint",
@@ -506,15 +508,15 @@ fn apply_each_command() {
 #[test]
 fn applied_commands_change_what_they_say() {
     let mut state = fixture();
-    assert_eq!(state.endpoints()[&EndpointId(1)].kind, EndpointKind::Https);
-    assert_eq!(state.endpoints()[&EndpointId(2)].kind, EndpointKind::Tcp);
+    assert_eq!(state.endpoints()[&EndpointId(1)].kind, CheckKind::Https);
+    assert_eq!(state.endpoints()[&EndpointId(2)].kind, CheckKind::Tcp);
     assert_eq!(state.endpoint_by_name("api").map(|e| e.id), Some(EndpointId(1)));
 
     let renamed = endpoint_spec("www", "dns://example.com?type=AAAA");
     state.apply(&request("rename", Command::UpdateEndpoint { id: EndpointId(2), spec: renamed }));
     assert!(state.endpoint_by_name("web").is_none());
     let www = state.endpoint_by_name("www").expect("renamed endpoint");
-    assert_eq!((www.id, www.kind), (EndpointId(2), EndpointKind::Dns));
+    assert_eq!((www.id, www.kind), (EndpointId(2), CheckKind::Dns));
 
     state.apply(&request("rm", Command::RemoveEndpoint { id: EndpointId(1) }));
     assert!(
@@ -812,8 +814,8 @@ fn error_messages_are_lowercase_and_say_what_to_do() {
         ),
         (E::NotFound { kind: ObjectKind::Maintenance, id: 4 }, "no maintenance window has id 4"),
         (
-            E::InvalidTimeout { timeout_ms: 5_000, interval_ms: 5_000 },
-            "invalid timeout 5000 ms: must be above zero, at most 10m and below the interval (5000 ms)",
+            E::Invalid(V::InvalidTimeout { timeout_ms: 5_000, interval_ms: 5_000 }),
+            "invalid timeout 5s: must be below the interval (5s)",
         ),
     ];
     for (error, want) in cases {
@@ -863,4 +865,53 @@ fn a_snapshot_from_before_the_ingest_ledger_still_loads() {
     json["state"].as_object_mut().expect("an object").remove("ingest");
     let old = serde_json::to_vec(&json).expect("bytes");
     assert!(snapshot::decode(&old).expect("an old snapshot loads").ingest().is_empty());
+}
+
+/// Snapshots (and log entries) written before the specs moved to
+/// `vantage-core` name some fields differently; they still decode to the
+/// same state.
+#[test]
+fn snapshots_in_the_older_spec_layout_still_decode() {
+    let state = fixture();
+    let mut json: serde_json::Value = serde_json::from_slice(&snapshot::encode(&state).unwrap()).unwrap();
+    let tables = &mut json["state"];
+    let mut renamed = 0;
+    for (_, endpoint) in tables["endpoints"].as_object_mut().unwrap() {
+        let spec = endpoint["spec"].as_object_mut().unwrap();
+        if let Some(expect) = spec.remove("expect") {
+            spec.insert("assertions".into(), expect);
+            renamed += 1;
+        }
+    }
+    for (_, webhook) in tables["webhooks"].as_object_mut().unwrap() {
+        let spec = webhook["spec"].as_object_mut().unwrap();
+        let events = spec.remove("events").unwrap();
+        let labels = spec.remove("labels").unwrap();
+        spec.insert("filter".into(), serde_json::json!({"events": events, "labels": labels}));
+        renamed += 1;
+    }
+    for (_, window) in tables["maintenance"].as_object_mut().unwrap() {
+        let spec = window["spec"].as_object_mut().unwrap();
+        for (new, old) in [("starts_at_unix_ms", "starts_at"), ("ends_at_unix_ms", "ends_at")] {
+            let value = spec.remove(new).unwrap();
+            spec.insert(old.into(), value);
+        }
+        renamed += 1;
+    }
+    assert!(renamed >= 4, "the fixture has endpoints, a webhook and a window to rename");
+    let old = serde_json::to_vec(&json).unwrap();
+    assert_eq!(snapshot::decode(&old).unwrap(), state);
+}
+
+/// Refusals are replicated (and remembered under their idempotency key) in
+/// the form they had before the rules moved to `vantage-core`.
+#[test]
+fn refusals_keep_their_replicated_form() {
+    let refused = CommandResponse::Rejected(E::Invalid(V::InvalidInterval { interval_ms: 500 }));
+    let json = serde_json::to_string(&refused).unwrap();
+    assert_eq!(json, r#"{"rejected":{"invalid_interval":{"interval_ms":500}}}"#);
+    assert_eq!(serde_json::from_str::<CommandResponse>(&json).unwrap(), refused);
+    let other = CommandResponse::Rejected(E::UnknownRegion { region: "mars".into() });
+    let json = serde_json::to_string(&other).unwrap();
+    assert_eq!(serde_json::from_str::<CommandResponse>(&json).unwrap(), other);
 }

@@ -1,15 +1,14 @@
 //! Assigned endpoints (`pb::AssignedEndpoint`) turned into scheduler entries
-//! with a validated [`CheckSpec`].
-//!
-//! This conversion belongs in `proto/` by the house rule (wire types stay at
-//! the edge, converted there); it lives here until `proto/` is free to
-//! change, and nothing outside the agent sees the wire type.
+//! with a validated [`CheckSpec`]: the wire conversion is `vantage-proto`'s
+//! (`probe::assigned_spec`), the check is the endpoint spec's own
+//! ([`EndpointSpec::to_check_spec`](vantage_core::endpoint::EndpointSpec::to_check_spec)),
+//! so the probe compiles expectations exactly as the coordinator validated
+//! them.
 
 use std::time::Duration;
 
-use vantage_core::assert::{HeaderAssertion, JsonAssertion, Pattern, StatusSet};
-use vantage_core::netguard::Policy;
-use vantage_core::spec::{CheckSpec, SpecError};
+use vantage_core::spec::CheckSpec;
+use vantage_core::validate::ValidationError;
 use vantage_proto::pb;
 
 use super::scheduler::ScheduledEndpoint;
@@ -23,13 +22,13 @@ pub enum AssignmentError {
         /// The endpoint.
         endpoint_id: u64,
     },
-    /// The URL, an option or an assertion does not make a valid check.
+    /// The URL, an option or an expectation does not make a valid check.
     #[error("endpoint {endpoint_id}: {source}")]
     Spec {
         /// The endpoint.
         endpoint_id: u64,
         /// Why.
-        source: SpecError,
+        source: ValidationError,
     },
 }
 
@@ -39,36 +38,13 @@ pub enum AssignmentError {
 pub fn scheduled_endpoint(
     wire: &pb::AssignedEndpoint,
 ) -> Result<ScheduledEndpoint<CheckSpec>, AssignmentError> {
-    let endpoint_id = wire.endpoint_id;
-    if wire.interval_ms == 0 {
+    let (id, spec) = vantage_proto::probe::assigned_spec(wire);
+    let endpoint_id = id.0;
+    if spec.interval_ms == 0 {
         return Err(AssignmentError::NoInterval { endpoint_id });
     }
-    let spec = check_spec(wire).map_err(|source| AssignmentError::Spec { endpoint_id, source })?;
-    Ok(ScheduledEndpoint { endpoint_id, interval: Duration::from_millis(wire.interval_ms), job: spec })
-}
-
-fn check_spec(wire: &pb::AssignedEndpoint) -> Result<CheckSpec, SpecError> {
-    let mut spec = CheckSpec::parse(&wire.url)?;
-    if wire.timeout_ms > 0 {
-        spec.timeout = Duration::from_millis(wire.timeout_ms);
-    }
-    spec.guard = Policy { allow_private: wire.allow_private, ..Policy::default() };
-    if let Some(a) = &wire.assertions {
-        let out = &mut spec.assertions;
-        if !a.status.is_empty() {
-            out.status = StatusSet::parse(&a.status)?;
-        }
-        out.body_contains = a.body_contains.clone();
-        out.body_matches =
-            a.body_matches.iter().map(|r| Pattern::new("body_matches", r)).collect::<Result<_, _>>()?;
-        out.json = a.json.iter().map(|j| JsonAssertion::parse(j)).collect::<Result<_, _>>()?;
-        out.headers = a.headers.iter().map(|h| HeaderAssertion::parse(h)).collect::<Result<_, _>>()?;
-        out.max_total = a.max_total_ms.map(Duration::from_millis);
-        out.max_ttfb = a.max_ttfb_ms.map(Duration::from_millis);
-        out.min_cert_days = a.min_cert_days;
-    }
-    spec.validate()?;
-    Ok(spec)
+    let check = spec.to_check_spec().map_err(|source| AssignmentError::Spec { endpoint_id, source })?;
+    Ok(ScheduledEndpoint { endpoint_id, interval: Duration::from_millis(spec.interval_ms), job: check })
 }
 
 #[cfg(test)]

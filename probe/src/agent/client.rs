@@ -38,7 +38,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -51,8 +51,10 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tracing::{debug, error, info, warn};
 use vantage_core::clock::{SystemWallClock, WallClock};
 use vantage_core::netguard::Policy;
+use vantage_core::observation::Observation;
 use vantage_core::result::CheckResult;
 use vantage_core::spec::CheckSpec;
+use vantage_core::time::unix_micros as unix_us;
 use vantage_proto::pb;
 use vantage_proto::pb::probe_service_client::ProbeServiceClient;
 
@@ -691,22 +693,21 @@ impl Agent {
         } else {
             String::new()
         };
-        let (skipped, result) = match &record.outcome {
-            Outcome::Ran(result) => (false, Some(pb::CheckResult::from(result))),
-            Outcome::Skipped => (true, None),
-        };
-        let item = pb::ProbeResult {
+        let observation = Observation {
             seq: 0,
             endpoint_id: record.endpoint_id,
             round: record.round,
-            skipped,
             probe_unhealthy: !self.healthy.load(Ordering::Relaxed),
-            planned_start_unix_us: unix_us(record.planned_start),
-            lag_us: u64::try_from(record.lag.as_micros()).unwrap_or(u64::MAX),
-            result,
+            planned_start: record.planned_start,
+            lag: record.lag,
             out_of_slot,
-            request_id,
+            request_id: Some(request_id).filter(|id| !id.is_empty()),
+            result: match record.outcome {
+                Outcome::Ran(result) => Some(result),
+                Outcome::Skipped => None,
+            },
         };
+        let item = pb::ProbeResult::from(&observation);
         if let Err(e) = self.spool.push(item) {
             error!(error = %e, "cannot keep a result in the spool; stopping");
             self.fatal = Some(e);
@@ -862,13 +863,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
-}
-
-fn unix_us(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
-    }
 }
 
 /// Full jitter: uniform in `[0, min(max, first * 2^attempt)]`, so probes
