@@ -2,13 +2,14 @@
 //! be checked alone are checked here (clap reports them as usage errors,
 //! exit 2); checks across values happen when requests are built.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::path::PathBuf;
 use std::time::Duration;
+use vantage_core::webhook::{AlertEvent, WebhookFormat};
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::timefmt;
-use crate::validate;
 
 /// The coordinator API address used when neither `--server` nor
 /// `VANTAGE_SERVER` is given.
@@ -205,7 +206,7 @@ pub struct EndpointSettings {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub allow_private: Option<bool>,
     /// A label KEY=VALUE (repeatable; update: add or replace).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = validate::label)]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = vantage_core::validate::parse_label)]
     pub label: Vec<(String, String)>,
     /// Acceptable status codes, e.g. 200-299,301 (default 200-399).
     #[arg(long, value_name = "LIST", value_parser = parse_status_list)]
@@ -459,13 +460,13 @@ pub struct WebhookAddArgs {
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
     /// The body's shape: standard (signed JSON) or slack.
-    #[arg(long, default_value = "standard", value_parser = ["standard", "slack"])]
-    pub format: String,
+    #[arg(long, default_value = "standard", value_parser = webhook_format_parser())]
+    pub format: WebhookFormat,
     /// Deliver only this alert event (repeatable; default: all).
-    #[arg(long = "event", value_name = "EVENT", value_parser = ["outage_opened", "outage_resolved", "degraded", "flapping"])]
-    pub events: Vec<String>,
+    #[arg(long = "event", value_name = "EVENT", value_parser = alert_event_parser())]
+    pub events: Vec<AlertEvent>,
     /// Only for endpoints carrying this label KEY=VALUE (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = validate::label)]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = vantage_core::validate::parse_label)]
     pub label: Vec<(String, String)>,
 }
 
@@ -487,14 +488,14 @@ pub struct WebhookUpdateArgs {
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
     /// The body's shape: standard (signed JSON) or slack.
-    #[arg(long, value_parser = ["standard", "slack"])]
-    pub format: Option<String>,
+    #[arg(long, value_parser = webhook_format_parser())]
+    pub format: Option<WebhookFormat>,
     /// Deliver only this alert event (repeatable; replaces the list).
-    #[arg(long = "event", value_name = "EVENT", value_parser = ["outage_opened", "outage_resolved", "degraded", "flapping"])]
-    pub events: Vec<String>,
+    #[arg(long = "event", value_name = "EVENT", value_parser = alert_event_parser())]
+    pub events: Vec<AlertEvent>,
     /// Only for endpoints carrying this label KEY=VALUE (repeatable; adds
     /// or replaces that label).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = validate::label)]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = vantage_core::validate::parse_label)]
     pub label: Vec<(String, String)>,
     /// Deliver every alert event again (drop the event filter).
     #[arg(long, conflicts_with = "events")]
@@ -535,7 +536,7 @@ pub struct MaintenanceAddArgs {
     #[arg(long = "endpoint", value_name = "NAME|ID")]
     pub endpoints: Vec<String>,
     /// Endpoints carrying this label KEY=VALUE are covered (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = validate::label)]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = vantage_core::validate::parse_label)]
     pub label: Vec<(String, String)>,
     /// Why, for the status page and the audit trail.
     #[arg(long, default_value = "", value_name = "TEXT")]
@@ -589,6 +590,23 @@ pub struct ApplyArgs {
     pub dry_run: bool,
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `--format`: the names `vantage-core` gives the formats, listed in
+/// `--help` and completions.
+fn webhook_format_parser() -> impl TypedValueParser<Value = WebhookFormat> {
+    PossibleValuesParser::new(WebhookFormat::ALL.iter().map(|f| f.as_str()))
+        .try_map(|name: String| WebhookFormat::parse(&name))
+}
+
+/// `--event`: the names `vantage-core` gives the alert events.
+fn alert_event_parser() -> impl TypedValueParser<Value = AlertEvent> {
+    PossibleValuesParser::new(AlertEvent::ALL.iter().map(|e| e.as_str()))
+        .try_map(|name: String| AlertEvent::parse(&name))
+}
+
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let duration = timefmt::parse_duration(text)?;
     if duration.is_zero() {
@@ -599,25 +617,25 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
     let interval = timefmt::parse_duration(text)?;
-    validate::interval(interval)?;
+    vantage_core::endpoint::check_interval(millis(interval)).map_err(|e| e.to_string())?;
     Ok(interval)
 }
 
 fn parse_check_timeout(text: &str) -> Result<Duration, String> {
     let timeout = timefmt::parse_duration(text)?;
-    validate::timeout(timeout)?;
+    vantage_core::endpoint::check_timeout_alone(millis(timeout)).map_err(|e| e.to_string())?;
     Ok(timeout)
 }
 
 fn parse_regions(text: &str) -> Result<RegionList, String> {
     let names: Vec<String> =
         text.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect();
-    names.iter().try_for_each(|r| validate::region_name(r))?;
+    names.iter().try_for_each(|r| vantage_core::validate::region_name(r)).map_err(|e| e.to_string())?;
     Ok(RegionList(names))
 }
 
 fn parse_region_name(text: &str) -> Result<String, String> {
-    validate::region_name(text)?;
+    vantage_core::validate::region_name(text).map_err(|e| e.to_string())?;
     Ok(text.to_string())
 }
 

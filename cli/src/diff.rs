@@ -364,13 +364,13 @@ pub fn plan(desired: &Desired, live: &LiveState, prune: bool, now_ms: i64) -> Re
 /// A live window with its endpoints named (`#ID` when the id is unknown).
 fn named_window(window: &Maintenance, id_names: &BTreeMap<u64, &str>) -> DesiredMaintenance {
     DesiredMaintenance {
-        starts_at_unix_ms: window.spec.starts_at_unix_ms,
-        ends_at_unix_ms: window.spec.ends_at_unix_ms,
+        starts_at_unix_ms: window.spec.starts_at.as_i64(),
+        ends_at_unix_ms: window.spec.ends_at.as_i64(),
         endpoints: window
             .spec
             .endpoints
             .iter()
-            .map(|id| id_names.get(id).map_or_else(|| format!("#{id}"), |name| (*name).to_string()))
+            .map(|id| id_names.get(&id.0).map_or_else(|| format!("#{id}"), |name| (*name).to_string()))
             .collect(),
         labels: window.spec.labels.clone(),
         reason: window.spec.reason.clone(),
@@ -468,7 +468,7 @@ pub fn webhook_changes(from: &WebhookSpec, to: &WebhookSpec) -> Vec<String> {
         }
     };
     field("url", from.url.clone(), to.url.clone());
-    field("format", from.format.clone(), to.format.clone());
+    field("format", from.format.to_string(), to.format.to_string());
     field("events", set_text(&from.events, "all"), set_text(&to.events, "all"));
     field("labels", labels_text(&from.labels), labels_text(&to.labels));
     changes
@@ -489,11 +489,11 @@ fn maintenance_changes(from: &DesiredMaintenance, to: &DesiredMaintenance) -> Ve
     changes
 }
 
-fn set_text(set: &BTreeSet<String>, empty: &str) -> String {
+fn set_text<T: std::fmt::Display>(set: &BTreeSet<T>, empty: &str) -> String {
     if set.is_empty() {
         empty.to_string()
     } else {
-        format!("[{}]", set.iter().cloned().collect::<Vec<_>>().join(","))
+        format!("[{}]", set.iter().map(T::to_string).collect::<Vec<_>>().join(","))
     }
 }
 
@@ -509,7 +509,10 @@ fn labels_text(labels: &Labels) -> String {
 mod tests {
     use super::*;
     use crate::document::parse;
+    use crate::model::{CheckKind, WebhookFormat};
     use crate::model::{MaintenanceSpec, Region, Webhook};
+    use vantage_core::ids::EndpointId;
+    use vantage_core::time::UnixMillis;
 
     const NOW: i64 = 1_790_000_000_000; // 2026-09-21
 
@@ -520,7 +523,7 @@ mod tests {
     fn live_endpoint(id: u64, name: &str, f: impl FnOnce(&mut EndpointSpec)) -> Endpoint {
         let mut spec = EndpointSpec::new(name, format!("https://{name}.example.com/"));
         f(&mut spec);
-        Endpoint { id, kind: "https".into(), spec, created_at_unix_ms: 0, updated_at_unix_ms: 0 }
+        Endpoint { id, kind: CheckKind::Https, spec, created_at_unix_ms: 0, updated_at_unix_ms: 0 }
     }
 
     fn live() -> LiveState {
@@ -538,7 +541,8 @@ mod tests {
                 spec: WebhookSpec {
                     name: "oncall".into(),
                     url: "https://hooks.example.com/x".into(),
-                    format: "standard".into(),
+                    secret: Default::default(),
+                    format: WebhookFormat::Standard,
                     events: BTreeSet::new(),
                     labels: Labels::new(),
                 },
@@ -548,9 +552,9 @@ mod tests {
             maintenance: vec![Maintenance {
                 id: 4,
                 spec: MaintenanceSpec {
-                    starts_at_unix_ms: 1_796_090_400_000,
-                    ends_at_unix_ms: 1_796_094_000_000,
-                    endpoints: [1].into(),
+                    starts_at: UnixMillis(1_796_090_400_000),
+                    ends_at: UnixMillis(1_796_094_000_000),
+                    endpoints: [EndpointId(1)].into(),
                     labels: Labels::new(),
                     reason: "db upgrade".into(),
                 },

@@ -50,9 +50,13 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
-use crate::model::{EndpointSpec, Expectations, Labels, WebhookSpec, DEFAULT_TIMEOUT_MS};
+use vantage_core::endpoint::{default_timeout_ms, DEFAULT_INTERVAL_MS};
+use vantage_core::time::UnixMillis;
+use vantage_core::validate;
+use vantage_core::webhook::{WebhookSecret, WebhookSpec};
+
+use crate::model::{AlertEvent, EndpointSpec, Expectations, Labels, MaintenanceSpec, WebhookFormat};
 use crate::timefmt;
-use crate::validate;
 
 /// The whole document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,53 +171,6 @@ pub struct WebhookDoc {
     /// Only endpoints with all these labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: Labels,
-}
-
-/// A webhook delivery format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookFormat {
-    /// Signed JSON (Standard Webhooks).
-    #[default]
-    Standard,
-    /// A Slack incoming-webhook message.
-    Slack,
-}
-
-impl WebhookFormat {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookFormat::Standard => "standard",
-            WebhookFormat::Slack => "slack",
-        }
-    }
-}
-
-/// An alert event a webhook can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertEvent {
-    /// A quorum of regions sees the endpoint down.
-    OutageOpened,
-    /// The outage is over.
-    OutageResolved,
-    /// Some regions see it down.
-    Degraded,
-    /// It keeps changing state.
-    Flapping,
-}
-
-impl AlertEvent {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertEvent::OutageOpened => "outage_opened",
-            AlertEvent::OutageResolved => "outage_resolved",
-            AlertEvent::Degraded => "degraded",
-            AlertEvent::Flapping => "flapping",
-        }
-    }
 }
 
 /// One maintenance window. `apply` identifies windows by (start, end,
@@ -371,7 +328,7 @@ impl Document {
                         return Err(invalid(format!("{at}: the name is used twice")));
                     }
                     let desired = doc.into_desired();
-                    validate::endpoint(&desired.spec).map_err(|e| invalid(format!("{at}: {e}")))?;
+                    desired.spec.validate().map_err(|e| invalid(format!("{at}: {e}")))?;
                     out.push(desired);
                 }
                 Some(out)
@@ -404,7 +361,8 @@ impl Document {
                     if !keys.insert(key) {
                         return Err(invalid(format!("{at}: the same start, end and reason appear twice")));
                     }
-                    validate::maintenance(&desired.to_shape()).map_err(|e| invalid(format!("{at}: {e}")))?;
+                    let shape = desired.to_shape().map_err(|e| invalid(format!("{at}: {e}")))?;
+                    shape.validate().map_err(|e| invalid(format!("{at}: {e}")))?;
                     out.push(desired);
                 }
                 Some(out)
@@ -417,7 +375,7 @@ impl Document {
 
 impl EndpointDoc {
     fn into_desired(self) -> DesiredEndpoint {
-        let interval_ms = self.interval.map_or(crate::model::DEFAULT_INTERVAL_MS, |d| millis(d.0));
+        let interval_ms = self.interval.map_or(DEFAULT_INTERVAL_MS, |d| millis(d.0));
         let timeout_ms = self.timeout.map_or_else(|| default_timeout_ms(interval_ms), |d| millis(d.0));
         let e = self.expect;
         DesiredEndpoint {
@@ -447,17 +405,11 @@ impl EndpointDoc {
     }
 }
 
-/// The default timeout for an interval: 10 s, or half the interval when
-/// that is shorter (so short intervals work without a --timeout).
-pub fn default_timeout_ms(interval_ms: u64) -> u64 {
-    DEFAULT_TIMEOUT_MS.min(interval_ms / 2).max(1)
-}
-
 impl WebhookDoc {
     fn into_desired(self) -> Result<DesiredWebhook, String> {
         let secret = match (self.secret, self.secret_env) {
             (Some(secret), None) => {
-                validate::secret_text(&secret)?;
+                WebhookSecret(secret.clone()).validate().map_err(|e| e.to_string())?;
                 SecretSource::Inline(secret)
             }
             (None, Some(var)) if !var.is_empty() => SecretSource::Env(var),
@@ -467,12 +419,13 @@ impl WebhookDoc {
         let spec = WebhookSpec {
             name: self.name,
             url: self.url,
-            format: self.format.as_str().to_string(),
-            events: self.events.iter().map(|e| e.as_str().to_string()).collect(),
+            secret: WebhookSecret::default(),
+            format: self.format,
+            events: self.events.into_iter().collect(),
             labels: self.labels,
         };
         // An environment secret is checked once it is read (see `apply`).
-        validate::webhook(&spec)?;
+        spec.validate().map_err(|e| e.to_string())?;
         Ok(DesiredWebhook { spec, secret })
     }
 }
@@ -491,15 +444,23 @@ impl MaintenanceDoc {
 
 impl DesiredMaintenance {
     /// The window with no endpoints resolved, for shape checks.
-    pub fn to_shape(&self) -> crate::model::MaintenanceSpec {
-        crate::model::MaintenanceSpec {
-            starts_at_unix_ms: self.starts_at_unix_ms,
-            ends_at_unix_ms: self.ends_at_unix_ms,
+    pub fn to_shape(&self) -> Result<MaintenanceSpec, String> {
+        Ok(MaintenanceSpec {
+            starts_at: unix_millis(self.starts_at_unix_ms)?,
+            ends_at: unix_millis(self.ends_at_unix_ms)?,
             endpoints: BTreeSet::new(),
             labels: self.labels.clone(),
             reason: self.reason.clone(),
-        }
+        })
     }
+}
+
+/// An instant as the coordinator stores it; windows before 1970 have no
+/// use and cannot be stored.
+pub fn unix_millis(ms: i64) -> Result<UnixMillis, String> {
+    u64::try_from(ms)
+        .map(UnixMillis)
+        .map_err(|_| format!("invalid maintenance window: {} is before 1970", timefmt::format_rfc3339_ms(ms)))
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -624,7 +585,7 @@ maintenance:
         assert!(!endpoints[0].paused_given);
         let webhooks = desired.webhooks.unwrap();
         assert_eq!(webhooks[0].secret, SecretSource::Env("ONCALL_SECRET".into()));
-        assert_eq!(webhooks[0].spec.format, "standard");
+        assert_eq!(webhooks[0].spec.format, WebhookFormat::Standard);
         let windows = desired.maintenance.unwrap();
         assert_eq!(windows[0].starts_at_unix_ms, 1_796_090_400_000);
         assert_eq!(windows[0].endpoints, BTreeSet::from(["api".to_string()]));

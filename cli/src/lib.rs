@@ -18,7 +18,6 @@
 //!   interpretation.
 //! - [`model`]: the objects as plain data (also the `--json` shapes).
 //! - [`wire`]: conversions between [`model`] and the protobuf messages.
-//! - [`validate`]: client-side checks mirroring the coordinator's rules.
 //! - [`document`]: the YAML document of `apply`/`export`.
 //! - [`diff`]: the pure diff between a document and the live state.
 //! - [`output`], [`table`]: tables, detail views, JSON.
@@ -39,7 +38,6 @@ pub mod output;
 pub mod settings;
 pub mod table;
 pub mod timefmt;
-pub mod validate;
 pub mod wire;
 
 use std::io::Write;

@@ -1,93 +1,23 @@
 //! The objects vantagectl manages, as plain data: what commands build,
-//! what `apply` diffs and what `--json` prints. The protobuf types stay in
+//! what `apply` diffs and what `--json` prints. The specifications
+//! (endpoints, webhooks, maintenance windows) are `vantage-core`'s, the same
+//! types the coordinator validates and stores; this module adds the records
+//! the coordinator answers with (ids, kinds, timestamps) and the views of
+//! probes, shards and the cluster. The protobuf types stay in
 //! [`crate::wire`]; everything else works with these.
 //!
 //! Sets and maps are ordered (`BTreeSet`, `BTreeMap`), so two equal
 //! specifications compare equal and print the same way every time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// The default time between checks (the coordinator's default too).
-pub const DEFAULT_INTERVAL_MS: u64 = 60_000;
-/// The default check timeout (the coordinator's default too).
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
-
-/// Free-form `key=value` labels.
-pub type Labels = BTreeMap<String, String>;
-
-/// What an admin specifies for an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EndpointSpec {
-    /// Unique among endpoints; never all digits.
-    pub name: String,
-    /// The target: `http(s)://`, `tcp://`, `tls://` or `dns://`.
-    pub url: String,
-    /// Time between checks.
-    pub interval_ms: u64,
-    /// The whole check's deadline, below the interval.
-    pub timeout_ms: u64,
-    /// What a good answer looks like.
-    pub expect: Expectations,
-    /// Where to check from; empty: every region.
-    pub regions: BTreeSet<String>,
-    /// Shown on the public status page.
-    pub public: bool,
-    /// Lets checks reach private, loopback and link-local addresses.
-    pub allow_private: bool,
-    /// Free-form labels.
-    pub labels: Labels,
-    /// Checks are stopped.
-    pub paused: bool,
-}
-
-impl EndpointSpec {
-    /// A specification with the default interval and timeout and no
-    /// options.
-    pub fn new(name: impl Into<String>, url: impl Into<String>) -> EndpointSpec {
-        EndpointSpec {
-            name: name.into(),
-            url: url.into(),
-            interval_ms: DEFAULT_INTERVAL_MS,
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            expect: Expectations::default(),
-            regions: BTreeSet::new(),
-            public: false,
-            allow_private: false,
-            labels: Labels::new(),
-            paused: false,
-        }
-    }
-}
-
-/// Expectations in the text forms of `vantage-probe check --expect-*`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Expectations {
-    /// Acceptable status codes, e.g. `200-299,301`; `None`: 200–399.
-    pub status: Option<String>,
-    /// Texts the body must contain.
-    pub body_contains: Vec<String>,
-    /// Regular expressions the body must match.
-    pub body_matches: Vec<String>,
-    /// `POINTER=VALUE` JSON expectations.
-    pub json: Vec<String>,
-    /// `NAME` or `NAME: REGEX` header expectations.
-    pub headers: Vec<String>,
-    /// Ceiling on the whole check's duration.
-    pub max_total_ms: Option<u64>,
-    /// Ceiling on time to first byte.
-    pub max_ttfb_ms: Option<u64>,
-    /// Minimum days before the certificate expires.
-    pub min_cert_days: Option<i64>,
-}
-
-impl Expectations {
-    /// Whether nothing is expected beyond the defaults.
-    pub fn is_empty(&self) -> bool {
-        *self == Expectations::default()
-    }
-}
+pub use vantage_core::endpoint::{EndpointSpec, Expectations};
+pub use vantage_core::maintenance::MaintenanceSpec;
+pub use vantage_core::spec::CheckKind;
+pub use vantage_core::validate::Labels;
+pub use vantage_core::webhook::{AlertEvent, WebhookFormat, WebhookSpec};
 
 /// An endpoint as the coordinator holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,7 +25,7 @@ pub struct Endpoint {
     /// Assigned by the coordinator, never reused.
     pub id: u64,
     /// `http`, `https`, `tcp`, `tls` or `dns`.
-    pub kind: String,
+    pub kind: CheckKind,
     /// The specification.
     #[serde(flatten)]
     pub spec: EndpointSpec,
@@ -114,54 +44,19 @@ pub struct Region {
     pub created_at_unix_ms: i64,
 }
 
-/// What an admin specifies for a webhook, less the secret (which is
-/// write-only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WebhookSpec {
-    /// Unique among webhooks.
-    pub name: String,
-    /// An `http` or `https` URL.
-    pub url: String,
-    /// `standard` or `slack`.
-    pub format: String,
-    /// Alert events delivered; empty: all.
-    pub events: BTreeSet<String>,
-    /// Only endpoints carrying all these labels; empty: all.
-    pub labels: Labels,
-}
-
 /// A webhook as the coordinator holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Webhook {
     /// Assigned by the coordinator, never reused.
     pub id: u64,
-    /// The specification (without the secret).
+    /// The specification; its secret is empty (write-only), so it is left
+    /// out of `--json`.
     #[serde(flatten)]
     pub spec: WebhookSpec,
     /// Whether a signing secret is stored.
     pub secret_set: bool,
     /// When it was added.
     pub created_at_unix_ms: i64,
-}
-
-/// The alert events a webhook can subscribe to.
-pub const WEBHOOK_EVENTS: [&str; 4] = ["outage_opened", "outage_resolved", "degraded", "flapping"];
-/// The webhook delivery formats.
-pub const WEBHOOK_FORMATS: [&str; 2] = ["standard", "slack"];
-
-/// What an admin specifies for a maintenance window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MaintenanceSpec {
-    /// Start, inclusive.
-    pub starts_at_unix_ms: i64,
-    /// End, exclusive.
-    pub ends_at_unix_ms: i64,
-    /// Endpoint ids covered; with `labels` also empty: every endpoint.
-    pub endpoints: BTreeSet<u64>,
-    /// Endpoints carrying all these labels are covered too.
-    pub labels: Labels,
-    /// Why.
-    pub reason: String,
 }
 
 /// A maintenance window as the coordinator holds it.

@@ -41,7 +41,7 @@ pub fn endpoints_table(endpoints: &[Endpoint]) -> Table {
         table.row([
             e.id.to_string(),
             s.name.clone(),
-            e.kind.clone(),
+            e.kind.to_string(),
             s.url.clone(),
             format_ms(s.interval_ms),
             format_ms(s.timeout_ms),
@@ -59,7 +59,7 @@ pub fn endpoint_details(e: &Endpoint) -> String {
     let mut lines: Vec<(&str, String)> = vec![
         ("id", e.id.to_string()),
         ("name", s.name.clone()),
-        ("kind", e.kind.clone()),
+        ("kind", e.kind.to_string()),
         ("url", s.url.clone()),
         ("interval", format_ms(s.interval_ms)),
         ("timeout", format_ms(s.timeout_ms)),
@@ -290,7 +290,7 @@ pub fn webhooks_table(webhooks: &[Webhook]) -> Table {
             w.id.to_string(),
             w.spec.name.clone(),
             w.spec.url.clone(),
-            w.spec.format.clone(),
+            w.spec.format.to_string(),
             list_or(w.spec.events.iter(), "all"),
             labels_text(&w.spec.labels),
             if w.secret_set { "set" } else { "missing" }.to_string(),
@@ -305,9 +305,9 @@ pub fn maintenance_table(windows: &[Maintenance], names: &BTreeMap<u64, String>)
     for w in windows {
         table.row([
             w.id.to_string(),
-            format_rfc3339_ms(w.spec.starts_at_unix_ms),
-            format_rfc3339_ms(w.spec.ends_at_unix_ms),
-            coverage(&w.spec.endpoints.iter().copied().collect::<Vec<_>>(), &w.spec.labels, names),
+            format_rfc3339_ms(w.spec.starts_at.as_i64()),
+            format_rfc3339_ms(w.spec.ends_at.as_i64()),
+            coverage(&w.spec.endpoints.iter().map(|id| id.0).collect::<Vec<_>>(), &w.spec.labels, names),
             w.spec.reason.clone(),
         ]);
     }
@@ -374,7 +374,10 @@ fn key_values(lines: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::CheckKind;
     use crate::model::{ClusterMember, EndpointSpec, MaintenanceSpec};
+    use vantage_core::ids::EndpointId;
+    use vantage_core::time::UnixMillis;
 
     fn endpoint() -> Endpoint {
         let mut spec = EndpointSpec::new("api", "https://api.example.com/health");
@@ -382,7 +385,7 @@ mod tests {
         spec.timeout_ms = 5_000;
         spec.public = true;
         spec.labels.insert("team".into(), "core".into());
-        Endpoint { id: 3, kind: "https".into(), spec, created_at_unix_ms: 0, updated_at_unix_ms: 1_000 }
+        Endpoint { id: 3, kind: CheckKind::Https, spec, created_at_unix_ms: 0, updated_at_unix_ms: 1_000 }
     }
 
     #[test]
@@ -444,9 +447,9 @@ mod tests {
         let window = Maintenance {
             id: 1,
             spec: MaintenanceSpec {
-                starts_at_unix_ms: 1_796_090_400_000,
-                ends_at_unix_ms: 1_796_094_000_000,
-                endpoints: [3, 9].into(),
+                starts_at: UnixMillis(1_796_090_400_000),
+                ends_at: UnixMillis(1_796_094_000_000),
+                endpoints: [EndpointId(3), EndpointId(9)].into(),
                 labels: Labels::new(),
                 reason: "db upgrade".into(),
             },

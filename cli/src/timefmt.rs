@@ -4,7 +4,7 @@
 //! Parsing is strict and formatting is compact and lossless, so what
 //! `export` writes parses back to the same value.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -20,27 +20,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {text:?}: {e} (e.g. 30s, 1m30s, 500ms)"))
 }
 
-/// Formats a duration compactly and exactly: `30s`, `1m30s`, `1h`,
-/// `1s500ms`, `0s`.
-pub fn format_duration(duration: Duration) -> String {
-    let mut ms = duration.as_millis();
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    out
-}
-
-/// Formats milliseconds as a duration (see [`format_duration`]).
-pub fn format_ms(ms: u64) -> String {
-    format_duration(Duration::from_millis(ms))
-}
+pub use vantage_core::time::{format_duration, format_ms};
 
 /// Parses an RFC 3339 instant (any offset) into Unix milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
@@ -77,11 +57,13 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
 
 /// A wall-clock time as Unix milliseconds (clamped at the epoch).
 pub fn unix_ms(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+    vantage_core::time::UnixMillis::from(at).as_i64()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]

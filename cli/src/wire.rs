@@ -1,18 +1,18 @@
 //! Conversions between the AdminService protobuf messages
-//! (`vantage_proto::pb`) and vantagectl's own types ([`crate::model`]).
+//! (`vantage_proto::pb`) and vantagectl's own types ([`crate::model`]):
+//! the records and views; the specifications inside them convert with
+//! `vantage-proto`'s `admin` conversions, the coordinator's own.
 //!
 //! This is the client's edge: nothing else in the crate builds or reads a
 //! protobuf message except the calls in [`crate::client`].
-
-use std::collections::{BTreeMap, HashMap};
 
 use vantage_proto::pb;
 
 use crate::error::Error;
 use crate::model::{
-    Assignment, CheckReport, ClusterMember, ClusterStatus, Endpoint, EndpointSpec, Expectations, Maintenance,
-    MaintenanceSpec, PhasesMs, Pin, Pinned, Probe, ProbeToken, Rebalance, Region, RegionCheck, SeqRange,
-    ShardList, ShardMove, ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec,
+    Assignment, CheckKind, CheckReport, ClusterMember, ClusterStatus, Endpoint, Maintenance, MaintenanceSpec,
+    PhasesMs, Pin, Pinned, Probe, ProbeToken, Rebalance, Region, RegionCheck, SeqRange, ShardList, ShardMove,
+    ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec,
 };
 
 /// A required field missing from a reply.
@@ -20,74 +20,14 @@ fn missing(message: &str, field: &str) -> Error {
     Error::BadReply { reason: format!("{message}.{field} is missing") }
 }
 
-fn labels_to_wire(labels: &BTreeMap<String, String>) -> HashMap<String, String> {
-    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
-fn labels_from_wire(labels: HashMap<String, String>) -> BTreeMap<String, String> {
-    labels.into_iter().collect()
-}
-
-impl From<&EndpointSpec> for pb::EndpointSpec {
-    fn from(spec: &EndpointSpec) -> Self {
-        let e = &spec.expect;
-        pb::EndpointSpec {
-            name: spec.name.clone(),
-            url: spec.url.clone(),
-            interval_ms: spec.interval_ms,
-            timeout_ms: spec.timeout_ms,
-            assertions: Some(pb::Assertions {
-                status: e.status.clone().unwrap_or_default(),
-                body_contains: e.body_contains.clone(),
-                body_matches: e.body_matches.clone(),
-                json: e.json.clone(),
-                headers: e.headers.clone(),
-                max_total_ms: e.max_total_ms,
-                max_ttfb_ms: e.max_ttfb_ms,
-                min_cert_days: e.min_cert_days,
-            }),
-            regions: spec.regions.iter().cloned().collect(),
-            public: spec.public,
-            allow_private: spec.allow_private,
-            labels: labels_to_wire(&spec.labels),
-            paused: spec.paused,
-        }
-    }
-}
-
-impl From<pb::EndpointSpec> for EndpointSpec {
-    fn from(spec: pb::EndpointSpec) -> Self {
-        let a = spec.assertions.unwrap_or_default();
-        EndpointSpec {
-            name: spec.name,
-            url: spec.url,
-            interval_ms: spec.interval_ms,
-            timeout_ms: spec.timeout_ms,
-            expect: Expectations {
-                status: Some(a.status).filter(|s| !s.is_empty()),
-                body_contains: a.body_contains,
-                body_matches: a.body_matches,
-                json: a.json,
-                headers: a.headers,
-                max_total_ms: a.max_total_ms,
-                max_ttfb_ms: a.max_ttfb_ms,
-                min_cert_days: a.min_cert_days,
-            },
-            regions: spec.regions.into_iter().collect(),
-            public: spec.public,
-            allow_private: spec.allow_private,
-            labels: labels_from_wire(spec.labels),
-            paused: spec.paused,
-        }
-    }
-}
-
 impl TryFrom<pb::Endpoint> for Endpoint {
     type Error = Error;
     fn try_from(endpoint: pb::Endpoint) -> Result<Self, Error> {
         Ok(Endpoint {
             id: endpoint.id,
-            kind: endpoint.kind,
+            kind: CheckKind::from_name(&endpoint.kind).ok_or_else(|| Error::BadReply {
+                reason: format!("Endpoint.kind {:?} is not a kind this vantagectl knows", endpoint.kind),
+            })?,
             spec: endpoint.spec.ok_or_else(|| missing("Endpoint", "spec"))?.into(),
             created_at_unix_ms: endpoint.created_at_unix_ms,
             updated_at_unix_ms: endpoint.updated_at_unix_ms,
@@ -108,29 +48,14 @@ impl From<pb::Region> for Region {
     }
 }
 
-/// A webhook specification for the wire, with its secret.
+/// A webhook specification for the wire, with its secret (empty: keep the
+/// stored one).
 pub fn webhook_spec_to_wire(spec: &WebhookSpec, secret: &str) -> pb::WebhookSpec {
-    pb::WebhookSpec {
-        name: spec.name.clone(),
-        url: spec.url.clone(),
-        secret: secret.to_string(),
-        format: spec.format.clone(),
-        events: spec.events.iter().cloned().collect(),
-        labels: labels_to_wire(&spec.labels),
-    }
+    pb::WebhookSpec { secret: secret.to_string(), ..spec.into() }
 }
 
-impl From<pb::WebhookSpec> for WebhookSpec {
-    fn from(spec: pb::WebhookSpec) -> Self {
-        WebhookSpec {
-            name: spec.name,
-            url: spec.url,
-            // An empty format is the default one.
-            format: if spec.format.is_empty() { "standard".to_string() } else { spec.format },
-            events: spec.events.into_iter().collect(),
-            labels: labels_from_wire(spec.labels),
-        }
-    }
+fn bad_reply(error: vantage_proto::ConvertError) -> Error {
+    Error::BadReply { reason: error.to_string() }
 }
 
 impl TryFrom<pb::Webhook> for Webhook {
@@ -138,34 +63,11 @@ impl TryFrom<pb::Webhook> for Webhook {
     fn try_from(webhook: pb::Webhook) -> Result<Self, Error> {
         Ok(Webhook {
             id: webhook.id,
-            spec: webhook.spec.ok_or_else(|| missing("Webhook", "spec"))?.into(),
+            spec: WebhookSpec::try_from(webhook.spec.ok_or_else(|| missing("Webhook", "spec"))?)
+                .map_err(bad_reply)?,
             secret_set: webhook.secret_set,
             created_at_unix_ms: webhook.created_at_unix_ms,
         })
-    }
-}
-
-impl From<&MaintenanceSpec> for pb::MaintenanceSpec {
-    fn from(spec: &MaintenanceSpec) -> Self {
-        pb::MaintenanceSpec {
-            starts_at_unix_ms: spec.starts_at_unix_ms,
-            ends_at_unix_ms: spec.ends_at_unix_ms,
-            endpoints: spec.endpoints.iter().copied().collect(),
-            labels: labels_to_wire(&spec.labels),
-            reason: spec.reason.clone(),
-        }
-    }
-}
-
-impl From<pb::MaintenanceSpec> for MaintenanceSpec {
-    fn from(spec: pb::MaintenanceSpec) -> Self {
-        MaintenanceSpec {
-            starts_at_unix_ms: spec.starts_at_unix_ms,
-            ends_at_unix_ms: spec.ends_at_unix_ms,
-            endpoints: spec.endpoints.into_iter().collect(),
-            labels: labels_from_wire(spec.labels),
-            reason: spec.reason,
-        }
     }
 }
 
@@ -174,7 +76,8 @@ impl TryFrom<pb::Maintenance> for Maintenance {
     fn try_from(window: pb::Maintenance) -> Result<Self, Error> {
         Ok(Maintenance {
             id: window.id,
-            spec: window.spec.ok_or_else(|| missing("Maintenance", "spec"))?.into(),
+            spec: MaintenanceSpec::try_from(window.spec.ok_or_else(|| missing("Maintenance", "spec"))?)
+                .map_err(bad_reply)?,
             created_at_unix_ms: window.created_at_unix_ms,
         })
     }
@@ -385,24 +288,6 @@ impl From<pb::CheckEndpointReply> for CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_specs_round_trip_through_the_wire() {
-        let mut spec = EndpointSpec::new("api", "https://api.example.com/health");
-        spec.expect.status = Some("200-299".into());
-        spec.expect.max_ttfb_ms = Some(800);
-        spec.regions = ["us-east".to_string(), "eu-west".to_string()].into();
-        spec.labels.insert("team".into(), "core".into());
-        let wire = pb::EndpointSpec::from(&spec);
-        assert_eq!(wire.regions, vec!["eu-west", "us-east"], "regions go out sorted");
-        assert_eq!(EndpointSpec::from(wire), spec);
-    }
-
-    #[test]
-    fn an_empty_status_on_the_wire_means_the_default() {
-        let spec = EndpointSpec::from(pb::EndpointSpec { assertions: None, ..Default::default() });
-        assert_eq!(spec.expect.status, None);
-    }
 
     #[test]
     fn a_shard_view_lists_assignments_uncovered_regions_and_pins_with_their_problem() {

@@ -161,8 +161,9 @@ pub enum WebhookFormat {
     Slack,
 }
 
-/// The alert events a webhook can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The alert events a webhook can subscribe to. Ordered by name, so sets
+/// of them list (and travel) alphabetically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertEvent {
     /// A quorum of regions sees the endpoint down.
@@ -173,6 +174,18 @@ pub enum AlertEvent {
     Degraded,
     /// The endpoint keeps changing state.
     Flapping,
+}
+
+impl PartialOrd for AlertEvent {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AlertEvent {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
 }
 
 /// Names for the values of a small closed enum, one table per enum.
@@ -237,7 +250,7 @@ fn check_url(text: &str) -> Result<(), ValidationError> {
         Err(e) => return bad(&e.to_string()),
     };
     if !matches!(url.scheme(), "http" | "https") {
-        return bad("use an http:// or https:// URL");
+        return bad("use http:// or https://");
     }
     if url.host().is_none() {
         return bad("missing host");

@@ -29,7 +29,6 @@ use crate::error::Error;
 use crate::keys::IdempotencyKey;
 use crate::model::{LiveState, MaintenanceSpec};
 use crate::timefmt::unix_ms;
-use crate::validate;
 
 /// Runs `apply`.
 pub async fn run(ctx: &Context<'_>, args: &ApplyArgs, out: &mut dyn Write) -> Result<(), Error> {
@@ -188,7 +187,9 @@ fn resolve_secrets(
                 ))
             })?,
         };
-        validate::secret_text(&secret).map_err(|e| invalid(format!("webhook {name}: {e}")))?;
+        vantage_core::webhook::WebhookSecret(secret.clone())
+            .validate()
+            .map_err(|e| invalid(format!("webhook {name}: {e}")))?;
         secrets.insert(name.clone(), secret);
     }
     Ok(secrets)
@@ -346,11 +347,7 @@ fn resolve_window(
                 .ok_or_else(|| Error::BadReply { reason: format!("endpoint {name:?} has no id") })
         })
         .collect::<Result<BTreeSet<u64>, Error>>()?;
-    Ok(MaintenanceSpec {
-        starts_at_unix_ms: window.starts_at_unix_ms,
-        ends_at_unix_ms: window.ends_at_unix_ms,
-        endpoints,
-        labels: window.labels.clone(),
-        reason: window.reason.clone(),
-    })
+    let mut spec = window.to_shape().map_err(|reason| Error::BadReply { reason })?;
+    spec.endpoints = endpoints.into_iter().map(vantage_core::ids::EndpointId).collect();
+    Ok(spec)
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 use crate::args::{EndpointAddArgs, EndpointCommand, EndpointSettings, EndpointUpdateArgs};
 use crate::cmd::{Context, RemovedJson};
 use crate::diff::endpoint_changes;
-use crate::document::default_timeout_ms;
 use crate::error::Error;
 use crate::model::{EndpointSpec, Expectations};
 use crate::output::{endpoint_details, endpoints_table};
-use crate::validate;
+use vantage_core::endpoint::default_timeout_ms;
+use vantage_core::validate::ValidationError;
 
 /// Runs an endpoint command.
 pub async fn run(ctx: &Context<'_>, command: &EndpointCommand, out: &mut dyn Write) -> Result<(), Error> {
@@ -77,7 +77,7 @@ pub fn spec_from_add(args: &EndpointAddArgs) -> Result<EndpointSpec, Error> {
         spec.timeout_ms = default_timeout_ms(spec.interval_ms);
     }
     apply_settings(&mut spec, &args.settings);
-    validate::endpoint(&spec).map_err(Error::usage)?;
+    spec.validate().map_err(|e| Error::usage(e.to_string()))?;
     Ok(spec)
 }
 
@@ -103,14 +103,13 @@ pub fn spec_from_update(current: &EndpointSpec, args: &EndpointUpdateArgs) -> Re
         spec.expect = Expectations::default();
     }
     apply_settings(&mut spec, &args.settings);
-    validate::endpoint(&spec).map_err(|e| {
-        if args.settings.interval.is_some()
-            && args.settings.timeout.is_none()
-            && e.contains("below the interval")
-        {
+    spec.validate().map_err(|e| {
+        let timeout_not_below_interval = matches!(e, ValidationError::InvalidTimeout { timeout_ms, .. }
+            if timeout_ms > 0 && timeout_ms <= vantage_core::endpoint::MAX_TIMEOUT_MS);
+        if args.settings.interval.is_some() && args.settings.timeout.is_none() && timeout_not_below_interval {
             Error::usage(format!("{e}; give a shorter --timeout too"))
         } else {
-            Error::usage(e)
+            Error::usage(e.to_string())
         }
     })?;
     Ok(spec)

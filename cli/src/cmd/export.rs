@@ -11,8 +11,7 @@ use std::io::Write;
 
 use crate::cmd::Context;
 use crate::document::{
-    AlertEvent, Document, Dur, EndpointDoc, ExpectDoc, MaintenanceDoc, StatusList, Timestamp, WebhookDoc,
-    WebhookFormat,
+    Document, Dur, EndpointDoc, ExpectDoc, MaintenanceDoc, StatusList, Timestamp, WebhookDoc,
 };
 use crate::error::Error;
 use crate::model::LiveState;
@@ -74,8 +73,8 @@ pub fn document_from_live(live: &LiveState) -> Document {
         .map(|w| WebhookDoc {
             secret: None,
             secret_env: Some(secret_env_name(&w.spec.name)),
-            format: if w.spec.format == "slack" { WebhookFormat::Slack } else { WebhookFormat::Standard },
-            events: w.spec.events.iter().filter_map(|e| parse_event(e)).collect(),
+            format: w.spec.format,
+            events: w.spec.events.iter().copied().collect(),
             name: w.spec.name,
             url: w.spec.url,
             labels: w.spec.labels,
@@ -87,8 +86,8 @@ pub fn document_from_live(live: &LiveState) -> Document {
     let maintenance = windows
         .into_iter()
         .map(|m| MaintenanceDoc {
-            start: Timestamp(m.spec.starts_at_unix_ms),
-            end: Timestamp(m.spec.ends_at_unix_ms),
+            start: Timestamp(m.spec.starts_at.as_i64()),
+            end: Timestamp(m.spec.ends_at.as_i64()),
             reason: m.spec.reason,
             // An id without a live endpoint stays an id (digits), which
             // apply reads as an id again.
@@ -96,7 +95,7 @@ pub fn document_from_live(live: &LiveState) -> Document {
                 .spec
                 .endpoints
                 .iter()
-                .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
+                .map(|id| names.get(&id.0).cloned().unwrap_or_else(|| id.to_string()))
                 .collect(),
             labels: m.spec.labels,
         })
@@ -146,12 +145,6 @@ pub fn secret_env_name(webhook: &str) -> String {
     format!("WEBHOOK_{name}_SECRET")
 }
 
-fn parse_event(text: &str) -> Option<AlertEvent> {
-    [AlertEvent::OutageOpened, AlertEvent::OutageResolved, AlertEvent::Degraded, AlertEvent::Flapping]
-        .into_iter()
-        .find(|e| e.as_str() == text)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -159,9 +152,12 @@ mod tests {
     use super::*;
     use crate::diff::plan;
     use crate::document::parse;
+    use crate::model::{AlertEvent, CheckKind, WebhookFormat};
     use crate::model::{
         Endpoint, EndpointSpec, Labels, Maintenance, MaintenanceSpec, Region, Webhook, WebhookSpec,
     };
+    use vantage_core::ids::EndpointId;
+    use vantage_core::time::UnixMillis;
 
     fn live() -> LiveState {
         let mut api = EndpointSpec::new("api", "https://api.example.com/health");
@@ -178,7 +174,7 @@ mod tests {
             regions: vec![Region { name: "eu-west".into(), created_at_unix_ms: 0 }],
             endpoints: vec![Endpoint {
                 id: 3,
-                kind: "https".into(),
+                kind: CheckKind::Https,
                 spec: api,
                 created_at_unix_ms: 0,
                 updated_at_unix_ms: 0,
@@ -188,8 +184,9 @@ mod tests {
                 spec: WebhookSpec {
                     name: "on-call".into(),
                     url: "https://hooks.example.com/x".into(),
-                    format: "slack".into(),
-                    events: BTreeSet::from(["degraded".to_string()]),
+                    secret: Default::default(),
+                    format: WebhookFormat::Slack,
+                    events: BTreeSet::from([AlertEvent::Degraded]),
                     labels: Labels::new(),
                 },
                 secret_set: true,
@@ -198,9 +195,9 @@ mod tests {
             maintenance: vec![Maintenance {
                 id: 2,
                 spec: MaintenanceSpec {
-                    starts_at_unix_ms: 1_796_090_400_000,
-                    ends_at_unix_ms: 1_796_094_000_000,
-                    endpoints: [3].into(),
+                    starts_at: UnixMillis(1_796_090_400_000),
+                    ends_at: UnixMillis(1_796_094_000_000),
+                    endpoints: [EndpointId(3)].into(),
                     labels: Labels::new(),
                     reason: "db upgrade".into(),
                 },

@@ -6,11 +6,12 @@ use std::time::SystemTime;
 
 use crate::args::{MaintenanceAddArgs, MaintenanceCommand};
 use crate::cmd::{Context, RemovedJson};
+use crate::document::unix_millis;
 use crate::error::Error;
 use crate::model::MaintenanceSpec;
 use crate::output::maintenance_table;
 use crate::timefmt::{format_rfc3339_ms, parse_instant_ms};
-use crate::validate;
+use vantage_core::ids::EndpointId;
 
 /// Runs a maintenance command.
 pub async fn run(ctx: &Context<'_>, command: &MaintenanceCommand, out: &mut dyn Write) -> Result<(), Error> {
@@ -27,8 +28,8 @@ pub async fn run(ctx: &Context<'_>, command: &MaintenanceCommand, out: &mut dyn 
             let human = format!(
                 "added maintenance window {} ({} .. {})",
                 window.id,
-                format_rfc3339_ms(window.spec.starts_at_unix_ms),
-                format_rfc3339_ms(window.spec.ends_at_unix_ms)
+                format_rfc3339_ms(window.spec.starts_at.as_i64()),
+                format_rfc3339_ms(window.spec.ends_at.as_i64())
             );
             ctx.print(out, &window, &human)
         }
@@ -64,13 +65,13 @@ pub fn spec_from_add(
     let start = parse_instant_ms(&args.start, now).map_err(|e| Error::usage(format!("--start: {e}")))?;
     let end = parse_instant_ms(&args.end, now).map_err(|e| Error::usage(format!("--end: {e}")))?;
     let spec = MaintenanceSpec {
-        starts_at_unix_ms: start,
-        ends_at_unix_ms: end,
-        endpoints,
+        starts_at: unix_millis(start).map_err(|e| Error::usage(format!("--start: {e}")))?,
+        ends_at: unix_millis(end).map_err(|e| Error::usage(format!("--end: {e}")))?,
+        endpoints: endpoints.into_iter().map(EndpointId).collect(),
         labels: args.label.iter().cloned().collect(),
         reason: args.reason.clone(),
     };
-    validate::maintenance(&spec).map_err(Error::usage)?;
+    spec.validate().map_err(|e| Error::usage(e.to_string()))?;
     Ok(spec)
 }
 

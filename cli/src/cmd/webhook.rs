@@ -11,7 +11,7 @@ use crate::diff::webhook_changes;
 use crate::error::Error;
 use crate::model::{Webhook, WebhookSpec};
 use crate::output::webhooks_table;
-use crate::validate;
+use vantage_core::webhook::WebhookSecret;
 
 /// Runs a webhook command.
 pub async fn run(ctx: &Context<'_>, command: &WebhookCommand, out: &mut dyn Write) -> Result<(), Error> {
@@ -68,11 +68,12 @@ pub fn spec_from_add(args: &WebhookAddArgs) -> Result<(WebhookSpec, String), Err
     let spec = WebhookSpec {
         name: args.name.clone(),
         url: args.url.clone(),
-        format: args.format.clone(),
-        events: args.events.iter().cloned().collect(),
+        secret: WebhookSecret::default(),
+        format: args.format,
+        events: args.events.iter().copied().collect(),
         labels: args.label.iter().cloned().collect(),
     };
-    validate::webhook(&spec).map_err(Error::usage)?;
+    spec.validate().map_err(|e| Error::usage(e.to_string()))?;
     Ok((spec, secret))
 }
 
@@ -84,14 +85,14 @@ pub fn spec_from_update(current: &WebhookSpec, args: &WebhookUpdateArgs) -> Resu
     if let Some(url) = &args.url {
         spec.url = url.clone();
     }
-    if let Some(format) = &args.format {
-        spec.format = format.clone();
+    if let Some(format) = args.format {
+        spec.format = format;
     }
     if args.clear_events {
         spec.events.clear();
     }
     if !args.events.is_empty() {
-        spec.events = args.events.iter().cloned().collect();
+        spec.events = args.events.iter().copied().collect();
     }
     if args.clear_labels {
         spec.labels.clear();
@@ -99,7 +100,7 @@ pub fn spec_from_update(current: &WebhookSpec, args: &WebhookUpdateArgs) -> Resu
     for (key, value) in &args.label {
         spec.labels.insert(key.clone(), value.clone());
     }
-    validate::webhook(&spec).map_err(Error::usage)?;
+    spec.validate().map_err(|e| Error::usage(e.to_string()))?;
     Ok(spec)
 }
 
@@ -119,8 +120,9 @@ pub fn read_secret(secret: Option<&str>, secret_file: Option<&Path>) -> Result<O
         }
         (None, None) => return Ok(None),
     };
-    validate::secret_text(&secret).map_err(Error::usage)?;
-    Ok(Some(secret))
+    let secret = WebhookSecret(secret);
+    secret.validate().map_err(|e| Error::usage(e.to_string()))?;
+    Ok(Some(secret.0))
 }
 
 /// The webhook named by `reference`, resolved as the coordinator does: an
@@ -141,6 +143,7 @@ mod tests {
 
     use super::*;
     use crate::args::{Cli, Command};
+    use crate::model::{AlertEvent, WebhookFormat};
     use crate::wire::webhook_spec_to_wire;
 
     fn add_args(args: &[&str]) -> WebhookAddArgs {
@@ -163,8 +166,9 @@ mod tests {
         WebhookSpec {
             name: "oncall".into(),
             url: "https://hooks.example.com/x".into(),
-            format: "standard".into(),
-            events: ["outage_opened".to_string()].into(),
+            secret: Default::default(),
+            format: WebhookFormat::Standard,
+            events: [AlertEvent::OutageOpened].into(),
             labels: [("team".to_string(), "core".to_string())].into(),
         }
     }
@@ -182,9 +186,9 @@ mod tests {
             "--format", "slack", "--event", "degraded", "--event", "flapping", "--label", "tier=1",
         ]);
         let spec = spec_from_update(&current(), &args).unwrap();
-        assert_eq!(spec.format, "slack");
+        assert_eq!(spec.format, WebhookFormat::Slack);
         assert_eq!(
-            spec.events.iter().collect::<Vec<_>>(),
+            spec.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
             ["degraded", "flapping"],
             "--event replaces the list"
         );
