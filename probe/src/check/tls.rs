@@ -91,19 +91,8 @@ struct ServerTrust {
 }
 
 impl ServerTrust {
-    fn verify(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.pinned.iter().any(|pinned| pinned.as_ref() == end_entity.as_ref()) {
-            verify_pinned(end_entity, server_name, now)?;
-            return Ok(ServerCertVerified::assertion());
-        }
-        self.chains.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    fn is_pinned(&self, end_entity: &CertificateDer<'_>) -> bool {
+        self.pinned.iter().any(|pinned| pinned.as_ref() == end_entity.as_ref())
     }
 }
 
@@ -175,8 +164,13 @@ impl ServerCertVerifier for CapturingVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.captured.set(end_entity);
         match &self.trust {
-            Some(trust) => trust.verify(end_entity, intermediates, server_name, ocsp_response, now),
             None => Ok(ServerCertVerified::assertion()),
+            Some(trust) if trust.is_pinned(end_entity) => {
+                verify_pinned(end_entity, server_name, now).map(|()| ServerCertVerified::assertion())
+            }
+            Some(trust) => {
+                trust.chains.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
         }
     }
 
@@ -321,7 +315,12 @@ mod tests {
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
         let context = TlsContext::new(trusted).unwrap();
-        context.trust.verify(presented, &[], &name(host), &[], now).map(drop)
+        let verifier = CapturingVerifier {
+            trust: Some(context.trust.clone()),
+            provider: context.provider.clone(),
+            captured: Arc::default(),
+        };
+        verifier.verify_server_cert(presented, &[], &name(host), &[], now).map(drop)
     }
 
     #[test]
