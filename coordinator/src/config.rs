@@ -35,17 +35,17 @@
 //! mean "raft_addr"? (expected one of …)`, `coordinator.toml:3: api_addr:
 //! invalid socket address "nope": …`, `coordinator.toml:12:
 //! raft.heartbeat_ms: 1000 must be below raft.election_timeout_min_ms (1000)`.
-//! Lines come from the spans of the `toml` parser; semantic checks
-//! ([`Config::validate`]) report a key path that [`Config::parse`] maps back
-//! to the line where the key (or its table) is written.
+//! Loading (TOML, serde, lines and "did you mean") is
+//! [`vantage_core::config_text`]'s, shared with the probe's `probe.toml`;
+//! semantic checks ([`Config::validate`]) report a key path, which it maps
+//! back to the line where the key (or its table) is written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
+use vantage_core::config_text::{self, invalid, ConfigFile};
 pub use vantage_core::diagnostics::Location;
-use vantage_core::diagnostics::{backticked, line_of, suggestion};
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -265,76 +265,10 @@ impl MeshConfig {
     }
 }
 
-/// Why a configuration was refused. Each message starts with
-/// `ORIGIN:LINE: ` when the origin and line are known.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: cannot read the config file: {source}")]
-    Read {
-        /// The path as given.
-        path: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// The text is not valid TOML.
-    #[error("{at}invalid TOML: {message}")]
-    Syntax {
-        /// Where.
-        at: Location,
-        /// The parser's description.
-        message: String,
-    },
-    /// A key the configuration does not have (a typo, usually).
-    #[error(
-        "{at}unknown key \"{key}\" in {table}{} (expected {})",
-        suggestion(key, expected),
-        one_of(expected)
-    )]
-    UnknownKey {
-        /// Where.
-        at: Location,
-        /// The key as written.
-        key: String,
-        /// The table it was found in: `the top level`, `[raft]`, `[[peers]]` …
-        table: String,
-        /// The keys that table accepts.
-        expected: Vec<String>,
-    },
-    /// A required key is absent.
-    #[error("{at}missing key \"{key}\" in {table}{hint}")]
-    MissingKey {
-        /// Where (the table's line; none for the top level).
-        at: Location,
-        /// The missing key.
-        key: String,
-        /// The table it is missing from.
-        table: String,
-        /// What to add, when there is more to say; else empty.
-        hint: String,
-    },
-    /// A value of the wrong type or form.
-    #[error("{at}{key}: {message}")]
-    InvalidValue {
-        /// Where.
-        at: Location,
-        /// The key's path, e.g. `peers[1].raft_addr`.
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// Values that parse but do not make a valid configuration.
-    #[error("{at}{key}: {problem}")]
-    Invalid {
-        /// Where (empty when [`Config::validate`] runs on a value built in
-        /// code).
-        at: Location,
-        /// The key's path, e.g. `raft.heartbeat_ms` or `peers[0].id`.
-        key: String,
-        /// What is wrong (boxed: keeps `Result<_, ConfigError>` small).
-        problem: Box<Problem>,
-    },
-}
+/// Why a configuration was refused: the shared loader's error with this
+/// file's [`Problem`]. Each message starts with `ORIGIN:LINE: ` when the
+/// origin and line are known.
+pub type ConfigError = config_text::ConfigError<Problem>;
 
 /// A semantic problem found by [`Config::validate`].
 #[derive(Debug, thiserror::Error)]
@@ -466,23 +400,6 @@ pub enum Problem {
 }
 
 impl Config {
-    /// Reads, parses and validates the file at `path`. Relative paths in it
-    /// are resolved against the file's directory before validation.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
-        parse_in(&text, &origin, base)
-    }
-
-    /// Parses and validates `text`; `origin` (usually the file name) starts
-    /// every error message. Relative paths stay relative to the working
-    /// directory.
-    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        parse_in(text, origin, None)
-    }
-
     /// Checks everything that can be checked before binding a port:
     /// distinct listener addresses, the peer list (this node in it, with
     /// the same addresses; no duplicate ids or addresses), Raft timing,
@@ -597,6 +514,34 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Loading: the shared loader with this file's hints, paths and checks.
+impl Config {
+    /// Reads, parses and validates the file at `path`. Relative paths in it
+    /// are resolved against the file's directory before validation.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        config_text::parse_file(path, std::fs::read_to_string(path))
+    }
+
+    /// Parses and validates `text`; `origin` (usually the file name) starts
+    /// every error message. Relative paths stay relative to the working
+    /// directory.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        config_text::parse(text, origin)
+    }
+}
+
+impl ConfigFile for Config {
+    type Problem = Problem;
+
+    fn missing_key_hint(path: &str) -> &'static str {
+        match path {
+            "tls" => ": add [tls] with insecure = true for plaintext, or ca_file, cert_file and key_file",
+            "peers" => ": add a [[peers]] entry for every initial member, this node included",
+            _ => "",
+        }
+    }
 
     fn resolve_paths(&mut self, base: &Path) {
         let resolve = |p: &mut PathBuf| {
@@ -611,6 +556,10 @@ impl Config {
         {
             resolve(file);
         }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Config::validate(self)
     }
 }
 
@@ -767,20 +716,6 @@ impl Default for RaftConfig {
     }
 }
 
-impl ConfigError {
-    /// The location, for errors that have one.
-    pub fn location(&self) -> Option<&Location> {
-        match self {
-            ConfigError::Read { .. } => None,
-            ConfigError::Syntax { at, .. }
-            | ConfigError::UnknownKey { at, .. }
-            | ConfigError::MissingKey { at, .. }
-            | ConfigError::InvalidValue { at, .. }
-            | ConfigError::Invalid { at, .. } => Some(at),
-        }
-    }
-}
-
 mod defaults {
     use std::net::SocketAddr;
     use std::path::PathBuf;
@@ -794,10 +729,6 @@ mod defaults {
     }
 }
 
-fn invalid(key: impl Into<String>, problem: Problem) -> ConfigError {
-    ConfigError::Invalid { at: Location::default(), key: key.into(), problem: Box::new(problem) }
-}
-
 /// Parses an `IP:PORT` string with a message that names the value. (The
 /// standard library's impl says only "invalid socket address syntax".)
 fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
@@ -807,211 +738,4 @@ fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr,
             "invalid socket address {text:?}: expected IP:PORT, such as 127.0.0.1:7400 or [::1]:7400"
         ))
     })
-}
-
-fn parse_in(text: &str, origin: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
-    let document = toml::de::DeTable::parse(text).map_err(|e| ConfigError::Syntax {
-        at: Location { origin: Some(origin.into()), line: e.span().map(|s| line_of(text, s.start)) },
-        message: e.message().to_string(),
-    })?;
-    let keys = KeyIndex::new(text, document.get_ref());
-    let mut config: Config = toml::from_str(text).map_err(|e| keys.explain(&e, origin))?;
-    if let Some(base) = base {
-        config.resolve_paths(base);
-    }
-    config.validate().map_err(|e| keys.locate(e, origin))?;
-    Ok(config)
-}
-
-/// Every key written in the document: its path (`peers[1].raft_addr`), the
-/// spans of the key and of its value, and the key's line. Serde errors carry
-/// only a span, and semantic errors only a path; this index turns either
-/// into a line and a key name.
-struct KeyIndex<'t> {
-    text: &'t str,
-    entries: Vec<KeyEntry>,
-}
-
-struct KeyEntry {
-    path: String,
-    key_span: Range<usize>,
-    value_span: Range<usize>,
-    is_table: bool,
-}
-
-/// What a serde error's span points at.
-enum Target<'a> {
-    /// A key: unknown-key errors point here.
-    Key(&'a KeyEntry),
-    /// A key's value: type and value errors point here.
-    Value(&'a KeyEntry),
-    /// A table (missing-key errors); `None` for the top level.
-    Table(Option<&'a KeyEntry>),
-}
-
-impl<'t> KeyIndex<'t> {
-    fn new(text: &'t str, root: &toml::de::DeTable<'_>) -> KeyIndex<'t> {
-        let mut index = KeyIndex { text, entries: Vec::new() };
-        index.walk_table(root, "");
-        index
-    }
-
-    fn walk_table(&mut self, table: &toml::de::DeTable<'_>, prefix: &str) {
-        for (key, value) in table.iter() {
-            let path = format!("{prefix}{}", key.get_ref());
-            self.entries.push(KeyEntry {
-                path: path.clone(),
-                key_span: key.span(),
-                value_span: value.span(),
-                is_table: value.get_ref().is_table(),
-            });
-            match value.get_ref() {
-                toml::de::DeValue::Table(inner) => self.walk_table(inner, &format!("{path}.")),
-                toml::de::DeValue::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        let item_path = format!("{path}[{i}]");
-                        // An array-of-tables element spans its `[[header]]`.
-                        self.entries.push(KeyEntry {
-                            path: item_path.clone(),
-                            key_span: item.span(),
-                            value_span: item.span(),
-                            is_table: item.get_ref().is_table(),
-                        });
-                        if let toml::de::DeValue::Table(inner) = item.get_ref() {
-                            self.walk_table(inner, &format!("{item_path}."));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Turns a serde error from `toml` into a [`ConfigError`] naming the key
-    /// and its line.
-    fn explain(&self, error: &toml::de::Error, origin: &str) -> ConfigError {
-        let message = error.message();
-        let target = error.span().map(|span| self.target(&span)).unwrap_or(Target::Table(None));
-        let line = |span: &Range<usize>| Some(line_of(self.text, span.start));
-        if let Some(rest) = message.strip_prefix("unknown field ") {
-            let names = backticked(rest);
-            let (path, at_line) = match target {
-                Target::Key(e) | Target::Value(e) => (e.path.as_str(), line(&e.key_span)),
-                Target::Table(_) => ("", None),
-            };
-            let key = names.first().cloned().unwrap_or_else(|| leaf_name(path).to_string());
-            return ConfigError::UnknownKey {
-                at: Location { origin: Some(origin.into()), line: at_line },
-                table: table_name(parent_path(path)),
-                expected: names.get(1..).unwrap_or_default().to_vec(),
-                key,
-            };
-        }
-        if let Some(rest) = message.strip_prefix("missing field ") {
-            let key = backticked(rest).into_iter().next().unwrap_or_default();
-            let (table_path, at_line) = match target {
-                Target::Table(Some(e)) | Target::Key(e) | Target::Value(e) => {
-                    (e.path.as_str(), line(&e.key_span))
-                }
-                Target::Table(None) => ("", None),
-            };
-            let full = if table_path.is_empty() { key.clone() } else { format!("{table_path}.{key}") };
-            return ConfigError::MissingKey {
-                at: Location { origin: Some(origin.into()), line: at_line },
-                hint: missing_hint(&full).to_string(),
-                table: table_name(table_path),
-                key,
-            };
-        }
-        let (key, at_line) = match target {
-            Target::Key(e) | Target::Value(e) | Target::Table(Some(e)) => (e.path.clone(), line(&e.key_span)),
-            Target::Table(None) => (String::new(), error.span().map(|s| line_of(self.text, s.start))),
-        };
-        ConfigError::InvalidValue {
-            at: Location { origin: Some(origin.into()), line: at_line },
-            key,
-            message: message.to_string(),
-        }
-    }
-
-    /// Adds the origin and the line of the key (or of its nearest written
-    /// parent) to an error from [`Config::validate`].
-    fn locate(&self, error: ConfigError, origin: &str) -> ConfigError {
-        match error {
-            ConfigError::Invalid { key, problem, .. } => {
-                let line = self.line_of_path(&key);
-                ConfigError::Invalid { at: Location { origin: Some(origin.into()), line }, key, problem }
-            }
-            other => other,
-        }
-    }
-
-    fn line_of_path(&self, path: &str) -> Option<usize> {
-        let mut path = path;
-        loop {
-            if let Some(entry) = self.entries.iter().find(|e| e.path == path) {
-                return Some(line_of(self.text, entry.key_span.start));
-            }
-            if path.is_empty() {
-                return None;
-            }
-            path = parent_path(path);
-        }
-    }
-
-    fn target(&self, span: &Range<usize>) -> Target<'_> {
-        if let Some(e) = self.entries.iter().find(|e| e.key_span == *span) {
-            return Target::Key(e);
-        }
-        let Some(e) = self.entries.iter().find(|e| e.value_span == *span) else {
-            return Target::Table(None);
-        };
-        if e.is_table {
-            Target::Table(Some(e))
-        } else {
-            Target::Value(e)
-        }
-    }
-}
-
-/// The path of the table holding a key: `peers[1].raft_addr` → `peers[1]`,
-/// `raft.heartbeat_ms` → `raft`, and `peers[1]` or `node_id` → `` (the top
-/// level).
-fn parent_path(path: &str) -> &str {
-    if let Some(i) = path.rfind('.') {
-        return &path[..i];
-    }
-    ""
-}
-
-fn leaf_name(path: &str) -> &str {
-    path.rsplit('.').next().unwrap_or(path)
-}
-
-/// How a table is named in messages.
-fn table_name(path: &str) -> String {
-    if path.is_empty() {
-        return "the top level".into();
-    }
-    match path.find('[') {
-        Some(i) => format!("[[{}]]", &path[..i]),
-        None => format!("[{path}]"),
-    }
-}
-
-fn missing_hint(path: &str) -> &'static str {
-    match path {
-        "tls" => ": add [tls] with insecure = true for plaintext, or ca_file, cert_file and key_file",
-        "peers" => ": add a [[peers]] entry for every initial member, this node included",
-        _ => "",
-    }
-}
-
-/// `one of a, b, c`, `a`, or `no keys`.
-fn one_of(keys: &[String]) -> String {
-    match keys {
-        [] => "no keys".into(),
-        [one] => one.clone(),
-        many => format!("one of {}", many.join(", ")),
-    }
 }

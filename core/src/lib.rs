@@ -33,10 +33,13 @@
 //!   rendezvous hashing, pins, uncovered regions, per-probe deltas).
 //! - [`diagnostics`]: pieces of config-file error messages (`file:line: `,
 //!   "did you mean").
+//! - [`config_text`]: the one config file loader: TOML text into a typed,
+//!   validated value, or an error naming the file, line and key.
 //! - [`clock`]: the one wall-clock abstraction.
 
 pub mod assert;
 pub mod clock;
+pub mod config_text;
 pub mod diagnostics;
 pub mod endpoint;
 pub mod ids;

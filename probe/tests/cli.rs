@@ -212,3 +212,79 @@ fn a_closed_stderr_does_not_make_the_agent_panic() {
     };
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// The certificate of the first-run report, made by the real `openssl`
+/// exactly as server guides say (a self-signed RSA certificate with
+/// `CA:TRUE`), given with `--ca`: it verifies, pinned. Without `--ca` it
+/// fails with a sentence naming the fix. Under `CI=true` a missing
+/// `openssl` fails the test; elsewhere the test is skipped with a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_openssl_certificate_given_with_ca_verifies() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("self.pem"), dir.path().join("self-key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "30"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success(), "openssl req: {}", String::from_utf8_lossy(&made.stderr));
+    let target =
+        HttpTarget::start(TargetOptions { tls: Some(server_config(&cert, &key)), ..Default::default() })
+            .unwrap();
+    let url = format!("https://localhost:{}/", target.addr().port());
+    let ca = cert.display().to_string();
+
+    let out = probe(&["check", "--json", "--allow-private", "--ca", &ca, &url]).await;
+    assert_eq!(out.status.code(), Some(0), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["tls"]["verified"], true, "{r}");
+    assert_eq!(r["tls"]["subject"], "CN=localhost", "{r}");
+
+    let out = probe(&["check", "--json", "--allow-private", &url]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["error"]["kind"], "tls", "{r}");
+    assert_eq!(r["error"]["tls_reason"], "unknown_issuer", "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("certificate for localhost is a CA certificate (CA:TRUE)"), "{message}");
+    assert!(message.contains("give this same certificate with --ca FILE"), "{message}");
+    assert!(!message.contains("Other("), "{message}");
+}
+
+/// Whether `openssl` can be run; under `CI=true` its absence is a failure.
+fn openssl_available() -> bool {
+    match Command::new("openssl").arg("version").output() {
+        Ok(out) if out.status.success() => true,
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("openssl is not installed and CI=true: install it (apt-get install openssl)")
+        }
+        _ => {
+            eprintln!("skipped: openssl is not installed (apt-get install openssl runs this test)");
+            false
+        }
+    }
+}
+
+/// A rustls server presenting the PEM certificate and key.
+fn server_config(cert: &std::path::Path, key: &std::path::Path) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<_, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    std::sync::Arc::new(config)
+}

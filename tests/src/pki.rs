@@ -1,5 +1,6 @@
 //! A throw-away test PKI: one CA and the leaf certificates the TLS checks
-//! need to tell apart (valid, expired, wrong host, self-signed).
+//! need to tell apart (valid, expired, wrong host, self-signed, and
+//! self-signed marked as a CA, as `openssl req -x509` makes it).
 //!
 //! Everything is generated in memory by `rcgen` on each [`TestPki::new`], so
 //! no key material is checked in and every test run uses fresh keys.
@@ -49,6 +50,13 @@ pub enum Leaf {
     /// Valid dates and loopback names, but self-signed: not issued by the
     /// test CA.
     SelfSigned,
+    /// Self-signed for the loopback names with valid dates, and marked as a
+    /// CA (basic constraints `CA:TRUE`, no key usage or extended key usage
+    /// restrictions), as `openssl req -x509 -newkey rsa:2048 -nodes -subj
+    /// /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1`
+    /// makes it. Trusted when this very certificate is given as a CA
+    /// ([`TestPki::leaf_der`]).
+    SelfSignedCa,
 }
 
 /// A test CA plus one leaf certificate (and key) for each [`Leaf`].
@@ -60,6 +68,7 @@ pub struct TestPki {
     expired: LeafCert,
     wrong_host: LeafCert,
     self_signed: LeafCert,
+    self_signed_ca: LeafCert,
 }
 
 impl TestPki {
@@ -83,17 +92,21 @@ impl TestPki {
         let ca_der = ca_cert.der().clone();
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let valid = LeafCert::issue(&LOOPBACK_NAMES, now - DAY, now + days(VALID_DAYS), Some(&issuer))
+        let by_ca = Signer::Ca(&issuer);
+        let valid = LeafCert::issue(&LOOPBACK_NAMES, now - DAY, now + days(VALID_DAYS), by_ca)
             .context("issue valid leaf")?;
-        let expired = LeafCert::issue(&LOOPBACK_NAMES, now - days(30), now - days(2), Some(&issuer))
+        let expired = LeafCert::issue(&LOOPBACK_NAMES, now - days(30), now - days(2), by_ca)
             .context("issue expired leaf")?;
-        let wrong_host =
-            LeafCert::issue(&[WRONG_HOST_NAME], now - DAY, now + days(VALID_DAYS), Some(&issuer))
-                .context("issue wrong-host leaf")?;
-        let self_signed = LeafCert::issue(&LOOPBACK_NAMES, now - DAY, now + days(VALID_DAYS), None)
-            .context("issue self-signed leaf")?;
+        let wrong_host = LeafCert::issue(&[WRONG_HOST_NAME], now - DAY, now + days(VALID_DAYS), by_ca)
+            .context("issue wrong-host leaf")?;
+        let self_signed =
+            LeafCert::issue(&LOOPBACK_NAMES, now - DAY, now + days(VALID_DAYS), Signer::SelfLeaf)
+                .context("issue self-signed leaf")?;
+        let self_signed_ca =
+            LeafCert::issue(&LOOPBACK_NAMES, now - DAY, now + days(VALID_DAYS), Signer::SelfCa)
+                .context("issue self-signed CA leaf")?;
 
-        Ok(TestPki { ca_pem, ca_der, valid, expired, wrong_host, self_signed })
+        Ok(TestPki { ca_pem, ca_der, valid, expired, wrong_host, self_signed, self_signed_ca })
     }
 
     /// The CA certificate in PEM form, for a client's trust store.
@@ -175,8 +188,20 @@ impl TestPki {
             Leaf::Expired => &self.expired,
             Leaf::WrongHost => &self.wrong_host,
             Leaf::SelfSigned => &self.self_signed,
+            Leaf::SelfSignedCa => &self.self_signed_ca,
         }
     }
+}
+
+/// Who signs a leaf certificate.
+#[derive(Clone, Copy)]
+enum Signer<'a> {
+    /// The test CA.
+    Ca(&'a Issuer<'a, KeyPair>),
+    /// The leaf's own key, as an end entity (`CA:FALSE`).
+    SelfLeaf,
+    /// The leaf's own key, marked `CA:TRUE` like `openssl req -x509`.
+    SelfCa,
 }
 
 /// One issued leaf: its certificate, private key and expiry.
@@ -194,27 +219,30 @@ impl std::fmt::Debug for LeafCert {
 }
 
 impl LeafCert {
-    /// Issues a server certificate for `names`; signed by `issuer`, or
-    /// self-signed when `issuer` is `None`.
+    /// Issues a server certificate for `names`, signed by `signer`.
     fn issue(
         names: &[&str],
         not_before: SystemTime,
         not_after: SystemTime,
-        issuer: Option<&Issuer<'_, KeyPair>>,
+        signer: Signer<'_>,
     ) -> anyhow::Result<LeafCert> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.is_ca = IsCa::NoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = issuer.is_some();
+        if matches!(signer, Signer::SelfCa) {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        } else {
+            params.is_ca = IsCa::NoCa;
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
+        params.use_authority_key_identifier_extension = matches!(signer, Signer::Ca(_));
         params.not_before = to_offset(not_before)?;
         params.not_after = to_offset(not_after)?;
-        let cert = match issuer {
-            Some(issuer) => params.signed_by(&key, issuer)?,
-            None => params.self_signed(&key)?,
+        let cert = match signer {
+            Signer::Ca(issuer) => params.signed_by(&key, issuer)?,
+            Signer::SelfLeaf | Signer::SelfCa => params.self_signed(&key)?,
         };
         Ok(LeafCert { cert: cert.der().clone(), key_pkcs8: key.serialize_der(), not_after })
     }
@@ -263,7 +291,7 @@ mod tests {
     #[test]
     fn server_configs_carry_alpn() {
         let pki = TestPki::new().unwrap();
-        for which in [Leaf::Valid, Leaf::Expired, Leaf::WrongHost, Leaf::SelfSigned] {
+        for which in [Leaf::Valid, Leaf::Expired, Leaf::WrongHost, Leaf::SelfSigned, Leaf::SelfSignedCa] {
             let config = pki.server_config(which, &[b"h2", b"http/1.1"]);
             assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
         }

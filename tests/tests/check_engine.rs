@@ -303,6 +303,85 @@ async fn t14_insecure_skips_verification_but_reports_the_certificate() {
 }
 
 #[tokio::test]
+async fn t40_a_self_signed_ca_certificate_given_as_ca_is_pinned() {
+    // The usual self-signed certificate (`openssl req -x509`, so CA:TRUE)
+    // given with --ca: webpki alone refuses it (CaUsedAsEndEntity); as the
+    // exact certificate given, it is trusted, and reported verified.
+    let pki = TestPki::new().unwrap();
+    let target = https_target(&pki, Leaf::SelfSignedCa, &[b"http/1.1"]);
+    let pinned = Checker::new(CheckerConfig {
+        // With the test CA too: pinning one certificate leaves chains to the
+        // others working.
+        extra_roots: vec![pki.ca_der(), pki.leaf_der(Leaf::SelfSignedCa)],
+        ..CheckerConfig::default()
+    })
+    .unwrap();
+    let port = target.addr().port();
+    for url in [target.url("/"), format!("https://localhost:{port}/"), format!("tls://127.0.0.1:{port}")] {
+        let r = pinned.check(&spec_with(&url, |s| s.family = AddressFamily::Ipv4)).await;
+        assert_ok(&r);
+        let tls = r.tls.as_ref().expect("tls info");
+        assert!(tls.verified, "{url}: a pinned certificate is verified");
+        assert_eq!(tls.cert_not_after, pki.not_after(Leaf::SelfSignedCa));
+    }
+    let chained = https_target(&pki, Leaf::Valid, &[b"http/1.1"]);
+    assert_ok(&pinned.check(&spec(&chained.url("/"))).await);
+}
+
+#[tokio::test]
+async fn t41_unpinned_self_signed_certificates_fail_in_a_sentence_with_the_fix() {
+    let pki = TestPki::new().unwrap();
+    let dns = DnsTarget::start(DnsZone::new().a("svc.test", Ipv4Addr::LOCALHOST)).unwrap();
+    let trusting = |roots| {
+        Checker::new(CheckerConfig {
+            resolvers: vec![dns.addr()],
+            extra_roots: roots,
+            ..CheckerConfig::default()
+        })
+        .unwrap()
+    };
+    let ca_leaf = https_target(&pki, Leaf::SelfSignedCa, &[b"http/1.1"]);
+    let plain_leaf = https_target(&pki, Leaf::SelfSigned, &[b"http/1.1"]);
+    let pin_ca_leaf = "(if it is the server's self-signed certificate, pin it: give this same certificate \
+                       with --ca FILE)";
+    let cases = [
+        // Another self-signed certificate given: this one is not pinned.
+        (&ca_leaf, trusting(vec![pki.ca_der(), pki.leaf_der(Leaf::SelfSigned)]), "127.0.0.1", pin_ca_leaf),
+        // None given.
+        (&ca_leaf, trusting(vec![]), "127.0.0.1", pin_ca_leaf),
+        // A CA:FALSE self-signed certificate, a CA given that did not sign it.
+        (
+            &plain_leaf,
+            trusting(vec![pki.ca_der()]),
+            "127.0.0.1",
+            "is signed by an unknown issuer (give its CA with --ca FILE)",
+        ),
+    ];
+    for (target, checker, host, wanted) in &cases {
+        let r = checker.check(&spec(&target.url("/"))).await;
+        let e = assert_fails(&r, ErrorKind::Tls);
+        assert_eq!(e.tls_reason, Some(TlsReason::UnknownIssuer), "{e}");
+        assert!(e.message.starts_with(&format!("certificate for {host} ")), "{e}");
+        assert!(e.message.ends_with(wanted), "{e}");
+        assert!(!e.message.contains("Other(") && !e.message.contains("OtherError"), "{e}");
+        assert!(!r.tls.as_ref().expect("the certificate is reported").verified);
+    }
+
+    // A pinned certificate still has to name the host checked.
+    let pinned = trusting(vec![pki.leaf_der(Leaf::SelfSignedCa)]);
+    let url = format!("https://svc.test:{}/", ca_leaf.addr().port());
+    let r = pinned.check(&spec_with(&url, |s| s.family = AddressFamily::Ipv4)).await;
+    let e = assert_fails(&r, ErrorKind::Tls);
+    assert_eq!(e.tls_reason, Some(TlsReason::HostnameMismatch), "{e}");
+    assert!(
+        e.message.starts_with(
+            "certificate for svc.test is not valid for that name: it lists only localhost, 127.0.0.1, ::1 ("
+        ),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn t15_timeouts_name_their_phase() {
     let dns = DnsTarget::start(
         DnsZone::new().a("slow.test", Ipv4Addr::LOCALHOST).delay("slow.test", Duration::from_secs(5)),

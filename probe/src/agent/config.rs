@@ -19,17 +19,17 @@
 //! Every error names the file, the line and the key, like the
 //! coordinator's: `probe.toml:3: unknown key "regoin" in the top level: did
 //! you mean "region"? (…)`, `probe.toml:5: coordinators[1]: "ftp://x" must
-//! start with https:// (or http:// with insecure = true)`. Semantic checks
-//! ([`Config::validate`]) report a key path that [`Config::parse`] maps back
-//! to its line.
+//! start with https:// (or http:// with insecure = true)`. Loading is
+//! [`vantage_core::config_text`]'s, shared with the coordinator; semantic
+//! checks ([`Config::validate`]) report a key path, which it maps back to
+//! its line.
 
 use std::io;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vantage_core::config_text::{self, invalid, ConfigFile};
 pub use vantage_core::diagnostics::Location;
-use vantage_core::diagnostics::{backticked, line_of, suggestion};
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -102,66 +102,10 @@ pub struct Config {
     pub canary_interval: Duration,
 }
 
-/// Why a configuration was refused. Each message starts with
-/// `ORIGIN:LINE: ` when the origin and line are known.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: cannot read the config file: {source}")]
-    Read {
-        /// The path as given.
-        path: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// The text is not valid TOML.
-    #[error("{at}invalid TOML: {message}")]
-    Syntax {
-        /// Where.
-        at: Location,
-        /// The parser's description.
-        message: String,
-    },
-    /// A key the configuration does not have (a typo, usually).
-    #[error("{at}unknown key \"{key}\" in the top level{} (expected one of {})", suggestion(key, expected), expected.join(", "))]
-    UnknownKey {
-        /// Where.
-        at: Location,
-        /// The key as written.
-        key: String,
-        /// The keys accepted.
-        expected: Vec<String>,
-    },
-    /// A required key is absent.
-    #[error("{at}missing key \"{key}\" in the top level")]
-    MissingKey {
-        /// Where (none: the top level has no line).
-        at: Location,
-        /// The missing key.
-        key: String,
-    },
-    /// A value of the wrong type or form.
-    #[error("{at}{key}: {message}")]
-    InvalidValue {
-        /// Where.
-        at: Location,
-        /// The key, e.g. `resolvers`.
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// Values that parse but do not make a valid configuration.
-    #[error("{at}{key}: {problem}")]
-    Invalid {
-        /// Where (empty when [`Config::validate`] runs on a value built in
-        /// code).
-        at: Location,
-        /// The key's path, e.g. `coordinators[1]`.
-        key: String,
-        /// What is wrong (boxed: keeps `Result<_, ConfigError>` small).
-        problem: Box<Problem>,
-    },
-}
+/// Why a configuration was refused: the shared loader's error with this
+/// file's [`Problem`]. Each message starts with `ORIGIN:LINE: ` when the
+/// origin and line are known.
+pub type ConfigError = config_text::ConfigError<Problem>;
 
 /// A semantic problem found by [`Config::validate`].
 #[derive(Debug, thiserror::Error)]
@@ -223,18 +167,14 @@ impl Config {
     /// Reads, parses and validates the file at `path`. Relative paths in it
     /// are resolved against the file's directory before validation.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
-        parse_in(&text, &origin, base)
+        config_text::parse_file(path, std::fs::read_to_string(path))
     }
 
     /// Parses and validates `text`; `origin` (usually the file name) starts
     /// every error message. Relative paths stay relative to the working
     /// directory.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        parse_in(text, origin, None)
+        config_text::parse(text, origin)
     }
 
     /// Checks everything that can be checked before connecting: names,
@@ -296,6 +236,10 @@ impl Config {
     pub fn coordinator_urls(&self) -> Vec<String> {
         self.coordinators.iter().filter_map(|a| normalize_address(a, self.insecure).ok()).collect()
     }
+}
+
+impl ConfigFile for Config {
+    type Problem = Problem;
 
     fn resolve_paths(&mut self, base: &Path) {
         let join = |p: &mut PathBuf| {
@@ -310,6 +254,10 @@ impl Config {
         if let Some(dir) = &mut self.spool_dir {
             join(dir);
         }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Config::validate(self)
     }
 }
 
@@ -357,24 +305,6 @@ mod defaults {
     }
 }
 
-impl ConfigError {
-    /// The location, for errors that have one.
-    pub fn location(&self) -> Option<&Location> {
-        match self {
-            ConfigError::Read { .. } => None,
-            ConfigError::Syntax { at, .. }
-            | ConfigError::UnknownKey { at, .. }
-            | ConfigError::MissingKey { at, .. }
-            | ConfigError::InvalidValue { at, .. }
-            | ConfigError::Invalid { at, .. } => Some(at),
-        }
-    }
-}
-
-fn invalid(key: impl Into<String>, problem: Problem) -> ConfigError {
-    ConfigError::Invalid { at: Location::default(), key: key.into(), problem: Box::new(problem) }
-}
-
 fn check_name(key: &str, value: &str) -> Result<(), ConfigError> {
     let ok = !value.is_empty()
         && value.len() <= 64
@@ -411,95 +341,4 @@ fn socket_addrs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Socket
             })
         })
         .collect()
-}
-
-fn parse_in(text: &str, origin: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
-    let at = |line| Location { origin: Some(origin.into()), line };
-    let document = toml::de::DeTable::parse(text).map_err(|e| ConfigError::Syntax {
-        at: at(e.span().map(|s| line_of(text, s.start))),
-        message: e.message().to_string(),
-    })?;
-    let keys = KeyIndex::new(text, document.get_ref());
-    let mut config: Config = toml::from_str(text).map_err(|e| keys.explain(&e, origin))?;
-    if let Some(base) = base {
-        config.resolve_paths(base);
-    }
-    config.validate().map_err(|e| match e {
-        ConfigError::Invalid { key, problem, .. } => {
-            ConfigError::Invalid { at: at(keys.line_of_path(&key)), key, problem }
-        }
-        other => other,
-    })?;
-    Ok(config)
-}
-
-/// The top-level keys written in the document with their spans (the file
-/// has no tables), so serde errors (a span) and semantic errors (a key path)
-/// both become a key and a line.
-struct KeyIndex<'t> {
-    text: &'t str,
-    entries: Vec<(String, Range<usize>, Range<usize>)>,
-}
-
-impl<'t> KeyIndex<'t> {
-    fn new(text: &'t str, root: &toml::de::DeTable<'_>) -> KeyIndex<'t> {
-        let entries = root.iter().map(|(k, v)| (k.get_ref().to_string(), k.span(), v.span())).collect();
-        KeyIndex { text, entries }
-    }
-
-    fn explain(&self, error: &toml::de::Error, origin: &str) -> ConfigError {
-        let message = error.message();
-        let entry = error.span().and_then(|span| {
-            self.entries
-                .iter()
-                .find(|(_, key, value)| *key == span || (value.start <= span.start && span.end <= value.end))
-        });
-        let at = Location {
-            origin: Some(origin.into()),
-            line: entry
-                .map(|(_, key, _)| line_of(self.text, key.start))
-                .or_else(|| error.span().map(|s| line_of(self.text, s.start))),
-        };
-        if let Some(rest) = message.strip_prefix("unknown field ") {
-            let names = backticked(rest);
-            let key = names.first().cloned().unwrap_or_default();
-            return ConfigError::UnknownKey {
-                at,
-                key,
-                expected: names.get(1..).unwrap_or_default().to_vec(),
-            };
-        }
-        if let Some(rest) = message.strip_prefix("missing field ") {
-            let key = backticked(rest).into_iter().next().unwrap_or_default();
-            return ConfigError::MissingKey { at: Location { origin: Some(origin.into()), line: None }, key };
-        }
-        let key = entry.map(|(k, _, _)| k.clone()).unwrap_or_default();
-        ConfigError::InvalidValue { at, key, message: message.to_string() }
-    }
-
-    fn line_of_path(&self, path: &str) -> Option<usize> {
-        let top = path.split(['[', '.']).next().unwrap_or(path);
-        let (_, key, value) = self.entries.iter().find(|(k, _, _)| k == top)?;
-        // `coordinators[1]`: the line of that element when the array spans
-        // several lines.
-        let element = path
-            .strip_prefix(top)
-            .and_then(|rest| rest.strip_prefix('['))
-            .and_then(|rest| rest.strip_suffix(']'))
-            .and_then(|i| i.parse::<usize>().ok());
-        match element {
-            Some(i) => {
-                Some(nth_element_line(self.text, value, i).unwrap_or_else(|| line_of(self.text, key.start)))
-            }
-            None => Some(line_of(self.text, key.start)),
-        }
-    }
-}
-
-/// The line of the `index`th string in an array value (the agent's arrays
-/// hold strings without commas or brackets, so counting quotes is enough).
-fn nth_element_line(text: &str, value: &Range<usize>, index: usize) -> Option<usize> {
-    let slice = text.get(value.clone())?;
-    let offset = slice.match_indices('"').nth(index * 2).map(|(i, _)| i)?;
-    Some(line_of(text, value.start + offset))
 }

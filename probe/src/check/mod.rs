@@ -229,10 +229,14 @@ impl Ctx<'_> {
             }
         };
         let start = Instant::now();
+        let host = host.to_string();
         let handshake = self
             .deadlines
             .run(Phase::Tls, async {
-                TlsConnector::from(config).connect(name, tcp).await.map_err(|e| tls::handshake_error(&e))
+                TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| tls::handshake_error(&e, &host))
             })
             .await;
         out.phases.tls = start.elapsed();
