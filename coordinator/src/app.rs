@@ -1,20 +1,16 @@
-//! The coordinator runtime behind `vantage-coordinator run`: binds the three
-//! listeners, starts the cluster node, serves the AdminService and the
-//! probes' ProbeService (the [`crate::mesh`]) on `api_addr` and `/healthz`
-//! and `/api/endpoints` (recent results, see [`endpoints_json`]) on
-//! `http_addr`, and stops within a bound when `shutdown`
-//! is cancelled (SIGTERM, SIGINT) — or fails loudly when the node stops by
-//! itself (a storage error).
+//! The coordinator runtime behind `vantage-coordinator run`, wiring only:
+//! binds the three listeners, starts the cluster node, builds the results
+//! fan-out ([`crate::results`]), serves the AdminService and the probes'
+//! ProbeService (the [`crate::mesh`]) on `api_addr` and the HTTP side
+//! ([`crate::http`]) on `http_addr`, and stops within a bound when
+//! `shutdown` is cancelled (SIGTERM, SIGINT) — or fails loudly when the
+//! node stops by itself (a storage error). The adapters at the end give the
+//! admin API its view of the node and the mesh.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request as HttpRequest, Response as HttpResponse, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,10 +22,12 @@ use crate::admin::{
 };
 use crate::auth::AdminAuth;
 use crate::config::Config;
+use crate::http::HttpState;
 use crate::listener::{self, Acceptance};
-use crate::mesh::{CheckReport, Leadership, MemorySink, Mesh, MeshError, RebalanceReport};
+use crate::mesh::{CheckReport, Leadership, Mesh, MeshError, RebalanceReport};
 use crate::node::{ClusterNode, NodeOptions, PeerTls, StartError};
 use crate::raft::types::{Node, NodeId};
+use crate::results::{FanOut, MemorySink};
 use crate::state::{CommandResponse, MeshState, Request};
 use crate::tls::TlsConfigs;
 
@@ -92,11 +90,12 @@ pub async fn run(
     )
     .await?;
     let tasks = TaskTracker::new();
-    let sink = Arc::new(MemorySink::new(RECENT_RESULTS_PER_ENDPOINT));
+    let latest = Arc::new(MemorySink::new(RECENT_RESULTS_PER_ENDPOINT));
+    let consumers = FanOut::new().subscribe("latest", latest.clone());
     let mesh = Mesh::start(
         Arc::new(node.clone()),
         Arc::new(SystemWallClock),
-        sink.clone(),
+        Arc::new(consumers),
         config.mesh.options(),
         shutdown.child_token(),
     );
@@ -133,7 +132,12 @@ pub async fn run(
         mesh.stopped().await;
         Ok::<(), AppError>(())
     });
-    tasks.spawn(serve_http(http_listener, http_tls, node.clone(), sink, shutdown.clone()));
+    let http = HttpState { node: node.clone(), latest };
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        crate::http::serve(http_listener, http_tls, http, http_shutdown).await;
+        Ok::<(), AppError>(())
+    });
     tasks.close();
     tracing::info!(
         node_id = config.node_id,
@@ -296,164 +300,4 @@ impl MeshDirectory {
             other => AdminError::Mesh(other),
         }
     }
-}
-
-/// Serves `/healthz` and `/api/endpoints` over HTTP/1.1 until `shutdown`.
-async fn serve_http(
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    node: ClusterNode,
-    sink: Arc<MemorySink>,
-    shutdown: CancellationToken,
-) -> Result<(), AppError> {
-    let acceptance = Acceptance { port: "http", tls, require_client_cert: false };
-    let (mut incoming, _accepting) = listener::incoming(listener, acceptance, shutdown.clone()).into_parts();
-    let connections = TaskTracker::new();
-    loop {
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => break,
-            next = tokio_stream::StreamExt::next(&mut incoming) => match next {
-                Some(Ok(stream)) => stream,
-                Some(Err(_)) => continue,
-                None => break,
-            },
-        };
-        let node = node.clone();
-        let sink = sink.clone();
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let node = node.clone();
-                let sink = sink.clone();
-                async move { Ok::<_, Infallible>(http_route(&node, &sink, &request)) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
-                }
-            }
-        });
-    }
-    connections.close();
-    connections.wait().await;
-    Ok(())
-}
-
-fn http_route<B>(
-    node: &ClusterNode,
-    sink: &MemorySink,
-    request: &HttpRequest<B>,
-) -> HttpResponse<Full<Bytes>> {
-    match request.uri().path() {
-        "/healthz" => healthz(node),
-        "/api/endpoints" => {
-            let body = node.read_local(|applied| endpoints_json(&applied.mesh, sink));
-            json(StatusCode::OK, &body)
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found; try /healthz or /api/endpoints\n"),
-    }
-}
-
-/// `/api/endpoints` (until the status page lands): every endpoint in this
-/// node's state with the latest result of each probe that checked it, from
-/// the in-memory sink (so only on the node that received them: the leader).
-///
-/// `{"endpoints":[{"id":1,"name":"…","url":"…","interval_ms":…,"paused":false,
-/// "results":[{"region":"…","probe_id":1,"probe":"eu-1","ok":true,
-/// "error_kind":null,"error":null,"status":200,"total_ms":1.2,
-/// "started_at":"…","skipped":false,"probe_unhealthy":false}],"recent":N}]}`
-pub fn endpoints_json(state: &MeshState, sink: &MemorySink) -> serde_json::Value {
-    let endpoints: Vec<serde_json::Value> = state
-        .endpoints()
-        .values()
-        .map(|endpoint| {
-            let recent = sink.recent(endpoint.id.0);
-            // The newest result per (region, probe), ordered by region then probe.
-            let mut latest = std::collections::BTreeMap::new();
-            for result in &recent {
-                latest.insert((result.region.clone(), result.probe_id), result);
-            }
-            let results: Vec<serde_json::Value> = latest
-                .into_values()
-                .map(|r| {
-                    let probe =
-                        state.probes().get(&crate::state::ids::ProbeId(r.probe_id)).map(|p| p.name.clone());
-                    let check = r.observation.result.as_ref();
-                    let started_at = check
-                        .and_then(|c| serde_json::to_value(c).ok())
-                        .and_then(|v| v.get("started_at").cloned())
-                        .unwrap_or(serde_json::Value::Null);
-                    serde_json::json!({
-                        "region": r.region,
-                        "probe_id": r.probe_id,
-                        "probe": probe,
-                        "seq": r.observation.seq,
-                        "skipped": r.observation.skipped(),
-                        "probe_unhealthy": r.observation.probe_unhealthy,
-                        "ok": check.map(|c| c.ok),
-                        "error_kind": check.and_then(|c| c.error.as_ref()).map(|e| e.kind.as_str()),
-                        "error": check.and_then(|c| c.error.as_ref()).map(|e| e.message.clone()),
-                        "status": check.and_then(|c| c.status_code),
-                        "total_ms": check.map(|c| vantage_core::result::duration_ms(c.phases_ms.total)),
-                        "started_at": started_at,
-                    })
-                })
-                .collect();
-            serde_json::json!({
-                "id": endpoint.id.0,
-                "name": endpoint.spec.name,
-                "url": endpoint.spec.url,
-                "interval_ms": endpoint.spec.interval_ms,
-                "paused": endpoint.spec.paused,
-                "recent": recent.len(),
-                "results": results,
-            })
-        })
-        .collect();
-    serde_json::json!({ "endpoints": endpoints })
-}
-
-/// `200` with the node's view when a leader is known, `503` otherwise.
-fn healthz(node: &ClusterNode) -> HttpResponse<Full<Bytes>> {
-    let metrics = node.raft().metrics();
-    let (leader, term, last_applied) = {
-        let m = metrics.borrow();
-        (m.current_leader, m.current_term, m.last_applied.map_or(0, |id| id.index))
-    };
-    let body = serde_json::json!({
-        "status": if leader.is_some() { "ok" } else { "no_leader" },
-        "node_id": node.id(),
-        "leader_id": leader,
-        "term": term,
-        "last_applied": last_applied,
-    });
-    let status = if leader.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut response = HttpResponse::new(Full::new(Bytes::from(format!("{body}\n"))));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    response
-}
-
-fn json(status: StatusCode, body: &serde_json::Value) -> HttpResponse<Full<Bytes>> {
-    let mut response = HttpResponse::new(Full::new(Bytes::from(format!("{body}\n"))));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    response
-}
-
-fn text(status: StatusCode, body: &'static str) -> HttpResponse<Full<Bytes>> {
-    let mut response = HttpResponse::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response
 }

@@ -17,9 +17,8 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 use vantage_coordinator::auth::token_hash;
-use vantage_coordinator::mesh::{
-    Commit, Leadership, MemorySink, Mesh, MeshError, MeshNode, MeshOptions, ProbeOutcome,
-};
+use vantage_coordinator::mesh::{Commit, Leadership, Mesh, MeshError, MeshNode, MeshOptions, ProbeOutcome};
+use vantage_coordinator::results::MemorySink;
 use vantage_coordinator::state::{
     Command, CommandResponse, EndpointId, EndpointSpec, IdempotencyKey, MeshState, Outcome, ProbeId,
     ProbeSpec, Request, UnixMillis,

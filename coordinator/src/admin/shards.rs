@@ -18,7 +18,8 @@ use vantage_proto::pb;
 use super::error::AdminError;
 use super::probes::resolve_probe;
 use super::{AdminApi, Cluster};
-use crate::mesh::{AcceptedResult, CheckReport, ProbeOutcome, RebalanceReport};
+use crate::mesh::{CheckReport, ProbeOutcome, RebalanceReport};
+use crate::results::AcceptedResult;
 use crate::state::{Command, EndpointId, MeshState, Outcome, ProbeId};
 
 /// How much longer than the endpoint's timeout CheckEndpoint waits for

@@ -795,7 +795,8 @@ async fn rebalance_reports_moves_by_region_with_names() {
 
 #[tokio::test]
 async fn check_endpoint_answers_one_row_per_region_and_waits_for_the_timeout_plus_a_margin() {
-    use crate::mesh::{AcceptedResult, CheckReport, ProbeOutcome};
+    use crate::mesh::{CheckReport, ProbeOutcome};
+    use crate::results::AcceptedResult;
     use vantage_core::result::{CheckError, CheckResult, ErrorKind, Phases};
     use vantage_core::spec::CheckKind;
 

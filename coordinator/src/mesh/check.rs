@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::results::{AcceptedResult, ResultSink};
 use super::{CheckNowTicket, Mesh, MeshError};
+use crate::results::{AcceptedResult, ResultSink};
 
 /// The most checks waiting for their results at the same time.
 pub const MAX_WAITERS: usize = 64;
@@ -185,16 +185,10 @@ impl Drop for ResultWaiter {
     }
 }
 
-/// The mesh's sink: shows results to the [`Waiters`], then passes them on.
-pub(super) struct TapSink {
-    pub(super) waiters: Arc<Waiters>,
-    pub(super) inner: Arc<dyn ResultSink>,
-}
-
-impl ResultSink for TapSink {
-    fn accept(&self, results: Vec<AcceptedResult>) {
-        self.waiters.deliver(&results);
-        self.inner.accept(results);
+/// The waiters subscribe to the mesh's fan-out ahead of the consumers.
+impl ResultSink for Waiters {
+    fn accept(&self, batch: &[AcceptedResult]) {
+        self.deliver(batch);
     }
 }
 

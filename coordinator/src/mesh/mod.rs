@@ -19,14 +19,15 @@
 //!   then deltas against what it last sent.
 //! - Results are validated ([`results::validate`]), de-duplicated by
 //!   (probe, seq) against the replicated ingest ledger and this leader's
-//!   memory, and handed to a [`ResultSink`]; they are acknowledged once a
+//!   memory, and handed to a [`ResultSink`] (the runtime's
+//!   [`crate::results::FanOut`]); they are acknowledged once a
 //!   checkpoint recording their numbers has committed (`ingest`), so an
 //!   acknowledged result is never lost and a resent one never counted
 //!   twice, across leader changes too.
 //!
 //! Modules: `session` (the service and one task per stream), `ingest`
 //! (checkpoints of processed sequence numbers, delayed acknowledgements), [`results`]
-//! (validation, de-duplication, sinks), [`placement`] (assignment inputs
+//! (validation, de-duplication), [`placement`] (assignment inputs
 //! from the state), `check` (check-now and waiting for its results by
 //! request id: [`Mesh::check_endpoint`]), `rebalance` (ending grace periods
 //! and recomputing at once: [`Mesh::rebalance`]), `error` ([`MeshError`]
@@ -62,8 +63,9 @@ use crate::state::{MeshState, Outcome, Request};
 pub use self::check::{CheckReport, ProbeOutcome, MAX_WAITERS, WAITER_CAPACITY};
 pub use self::error::MeshError;
 pub use self::rebalance::{RebalanceReport, ShardMove};
-pub use self::results::{AcceptedResult, MemorySink, RejectReason, ResultSink};
+pub use self::results::RejectReason;
 pub use self::session::ProbeApi;
+use crate::results::{FanOut, ResultSink};
 
 /// What the mesh needs from the coordinator node it runs on.
 pub trait MeshNode: Send + Sync + 'static {
@@ -281,9 +283,10 @@ impl Mesh {
         let (published, _) = watch::channel(Arc::new(Published::default()));
         let first_version = vantage_core::time::UnixMillis::from(clock.now()).0.max(1);
         // Results answering a CheckNow are shown to whoever waits for them
-        // (`check_endpoint`) on their way to the sink.
+        // (`check_endpoint`) before they go on to the consumers.
         let waiters = Arc::new(check::Waiters::default());
-        let sink = Arc::new(check::TapSink { waiters: waiters.clone(), inner: sink });
+        let sink =
+            Arc::new(FanOut::new().subscribe("check_now", waiters.clone()).subscribe("consumers", sink));
         let shared = Arc::new(Shared {
             node,
             clock,

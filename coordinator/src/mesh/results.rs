@@ -1,85 +1,18 @@
-//! Results from probes: validation, de-duplication by (probe, sequence),
-//! and the sink they are handed to before they are acknowledged.
+//! Results from probes: validation and de-duplication by (probe,
+//! sequence). What happens to them next is [`crate::results`]' business.
 //!
 //! Validation and de-duplication are plain functions over values (time is
 //! a parameter), so they are tested with tables; the stream code in
 //! `session` only wires them together.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use vantage_core::observation::Observation;
 use vantage_core::result::Phases;
 use vantage_proto::pb;
 
-/// One accepted result, as handed to a [`ResultSink`]: what the probe
-/// observed, who sent it, and when it arrived.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AcceptedResult {
-    /// The probe that ran the check.
-    pub probe_id: u64,
-    /// The probe's region.
-    pub region: String,
-    /// What the probe reported for the slot.
-    pub observation: Observation,
-    /// When the coordinator received it.
-    pub received_at: SystemTime,
-}
-
-/// Where accepted results go: the agreement engine and the TSDB export
-/// later; an in-memory ring ([`MemorySink`]) for now.
-///
-/// `accept` must not block for long: it runs on the probe's stream task,
-/// and the batch is acknowledged to the probe once it returns.
-pub trait ResultSink: Send + Sync + 'static {
-    /// Takes ownership of one batch of accepted results.
-    fn accept(&self, results: Vec<AcceptedResult>);
-}
-
-/// Keeps the most recent results of each endpoint in memory.
-#[derive(Debug)]
-pub struct MemorySink {
-    per_endpoint: usize,
-    rings: Mutex<HashMap<u64, VecDeque<AcceptedResult>>>,
-    accepted: std::sync::atomic::AtomicU64,
-}
-
-impl MemorySink {
-    /// A sink keeping the last `per_endpoint` results of each endpoint.
-    pub fn new(per_endpoint: usize) -> MemorySink {
-        MemorySink {
-            per_endpoint: per_endpoint.max(1),
-            rings: Mutex::new(HashMap::new()),
-            accepted: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    /// The most recent results of `endpoint_id`, oldest first.
-    pub fn recent(&self, endpoint_id: u64) -> Vec<AcceptedResult> {
-        let rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
-        rings.get(&endpoint_id).map(|r| r.iter().cloned().collect()).unwrap_or_default()
-    }
-
-    /// How many results were ever accepted.
-    pub fn accepted_total(&self) -> u64 {
-        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-impl ResultSink for MemorySink {
-    fn accept(&self, results: Vec<AcceptedResult>) {
-        self.accepted.fetch_add(results.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let mut rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
-        for result in results {
-            let ring = rings.entry(result.observation.endpoint_id).or_default();
-            if ring.len() == self.per_endpoint {
-                ring.pop_front();
-            }
-            ring.push_back(result);
-        }
-    }
-}
+use crate::results::AcceptedResult;
 
 /// Why one result was refused. Each reason is a label value of
 /// `vantage_mesh_results_rejected_total{reason}`.
@@ -421,19 +354,5 @@ mod tests {
         assert!(!w.contains(21) && !w.contains(29) && w.contains(30));
         w.insert(25);
         assert!(w.contains(25));
-    }
-
-    #[test]
-    fn the_memory_sink_keeps_the_last_results_per_endpoint() {
-        let sink = MemorySink::new(2);
-        let sender = Sender { probe_id: 1, region: "eu" };
-        let results: Vec<_> = (1..=3)
-            .map(|seq| validate(&good(seq), sender, |_| true, now(), TimingLimits::default()).unwrap())
-            .collect();
-        sink.accept(results);
-        let kept: Vec<u64> = sink.recent(7).iter().map(|r| r.observation.seq).collect();
-        assert_eq!(kept, [2, 3]);
-        assert_eq!(sink.accepted_total(), 3);
-        assert!(sink.recent(8).is_empty());
     }
 }

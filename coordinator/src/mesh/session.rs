@@ -458,7 +458,7 @@ impl StreamTask {
             );
         }
         if !accepted.is_empty() {
-            shared.sink.accept(accepted);
+            shared.sink.accept(&accepted);
         }
         Ok(())
     }
