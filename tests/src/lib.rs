@@ -18,7 +18,12 @@
 //! - [`process`] — the workspace's binaries as child processes that die with
 //!   the test.
 //! - [`operator`] — a deployment from those binaries, as an operator runs
-//!   it: a TLS coordinator cluster, `vantagectl`, probe agents.
+//!   it: a TLS coordinator cluster, `vantagectl`, probe agents; optionally
+//!   with a fault link on every path between them.
+//! - [`faultnet`] — a network the tests control: [`Link`], a userspace TCP
+//!   proxy that delays, blackholes, cuts one direction, refuses, resets and
+//!   heals at run time; [`faultnet::Island`], a process in its own network
+//!   namespace whose only ways out are links.
 //!
 //! Architecture invariant: test traffic goes only to loopback addresses, and
 //! this crate does not depend on `vantage-probe` or `vantage-core` (the probe
@@ -31,6 +36,7 @@
 
 pub mod blackhole;
 pub mod dns_target;
+pub mod faultnet;
 pub mod http_target;
 pub mod operator;
 pub mod pki;
@@ -40,5 +46,6 @@ mod tasks;
 
 pub use blackhole::{refused_addr, Blackhole};
 pub use dns_target::{DnsTarget, DnsZone};
+pub use faultnet::{Direction, Link, LinkStats};
 pub use http_target::{HttpTarget, TargetOptions};
 pub use pki::{Leaf, TestPki};
