@@ -1,9 +1,12 @@
 //! The Vantage integration-test harness: fault-injecting servers that the
-//! check engine's tests aim at, all on loopback, all stopped by `Drop`.
+//! check engine's tests aim at, deployments of the real binaries, and a
+//! network between them that the tests control; all on loopback, all
+//! stopped by `Drop`.
 //!
 //! It owns everything a test needs on the *other* side of a check, so the
 //! engine's tests can assert exact timing phases and error kinds without the
-//! network:
+//! network, and everything the process-level suites need to run a cluster
+//! through crashes, partitions and slow links:
 //!
 //! - [`pki`] — a throw-away CA and leaf certificates (valid, expired, wrong
 //!   host, self-signed) and rustls configurations for them.
