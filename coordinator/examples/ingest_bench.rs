@@ -204,7 +204,8 @@ fn config(dir: &std::path::Path) -> anyhow::Result<Config> {
     config.raft_addr = free()?;
     config.http_addr = free()?;
     config.admin_token_file = dir.join("admin.token");
-    config.peers = vec![Peer { id: 1, api_addr: config.api_addr, raft_addr: config.raft_addr }];
+    config.peers =
+        vec![Peer { id: 1, api_addr: config.api_addr, raft_addr: config.raft_addr, dial_raft_addr: None }];
     config.validate()?;
     Ok(config)
 }

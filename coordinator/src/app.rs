@@ -179,6 +179,7 @@ fn node_options(config: &Config, tls: Option<&TlsConfigs>) -> NodeOptions {
         this,
         config.initial_members(),
     );
+    options.dial_raft_addrs = config.dial_raft_addrs();
     options.heartbeat = Duration::from_millis(config.raft.heartbeat_ms);
     options.election_timeout_min = Duration::from_millis(config.raft.election_timeout_min_ms);
     options.election_timeout_max = Duration::from_millis(config.raft.election_timeout_max_ms);

@@ -12,6 +12,8 @@
 //! id = 1
 //! api_addr = "127.0.0.1:7400"
 //! raft_addr = "127.0.0.1:7401"
+//! # dial_raft_addr = "127.0.0.1:9401"  # optional: where *this* node dials
+//! #                                    # that peer's Raft port (proxy, NAT)
 //! [tls]
 //! insecure = true                 # or: ca_file, cert_file, key_file
 //! [raft]                          # optional; these are the defaults
@@ -87,7 +89,9 @@ pub struct Config {
     pub admin_token_file: PathBuf,
     /// The cluster's initial members, this node included. A fresh cluster
     /// bootstraps from this list; once initialized, membership changes go
-    /// through the admin API and this list is not consulted again.
+    /// through the admin API and this list is not consulted again, except
+    /// for each entry's `dial_raft_addr`, which applies whenever this node
+    /// dials that member.
     pub peers: Vec<Peer>,
     /// TLS for every listener and for connections to peers.
     pub tls: TlsConfig,
@@ -111,6 +115,16 @@ pub struct Peer {
     /// Where the member serves Raft to its peers, as `IP:PORT`.
     #[serde(deserialize_with = "socket_addr")]
     pub raft_addr: SocketAddr,
+    /// The address this node dials to reach the member's Raft port when it
+    /// differs from the advertised `raft_addr`: a proxy, a NAT, a sidecar.
+    /// Optional; default `raft_addr`. Local to this node (the only key of
+    /// `[[peers]]` that may differ between nodes' files) and not
+    /// replicated: the membership keeps `raft_addr`, and TLS still checks
+    /// that the member's certificate names `raft_addr`'s host. Used for
+    /// every connection to the member's Raft port (replication, votes,
+    /// forwarded operations, status probes).
+    #[serde(default, deserialize_with = "optional_socket_addr")]
+    pub dial_raft_addr: Option<SocketAddr>,
 }
 
 /// `[tls]`: either `insecure = true` (plaintext everywhere; dev mode and
@@ -420,6 +434,13 @@ impl Config {
         self.peers.iter().map(|p| (p.id, p.node())).collect()
     }
 
+    /// Where this node dials peers whose Raft port it reaches at another
+    /// address than the advertised one (`[[peers]] dial_raft_addr`), by
+    /// node id.
+    pub fn dial_raft_addrs(&self) -> BTreeMap<NodeId, String> {
+        self.peers.iter().filter_map(|p| Some((p.id, p.dial_raft_addr?.to_string()))).collect()
+    }
+
     fn validate_node(&self) -> Result<(), ConfigError> {
         if self.node_id == 0 {
             return Err(invalid("node_id", Problem::Zero));
@@ -472,6 +493,24 @@ impl Config {
                 }
                 addrs.insert(addr, key);
             }
+        }
+        // A dial address leads to its peer's Raft port: it must not be
+        // another member's advertised address, or another peer's dial
+        // address, or this node would reach the wrong node.
+        for (i, peer) in self.peers.iter().enumerate() {
+            let Some(dial) = peer.dial_raft_addr else { continue };
+            let key = format!("peers[{i}].dial_raft_addr");
+            if dial.port() == 0 {
+                return Err(invalid(key, Problem::PortZero));
+            }
+            if dial == peer.raft_addr {
+                continue;
+            }
+            if let Some(first) = addrs.get(&dial) {
+                let problem = Problem::DuplicatePeerAddress { addr: dial, first: first.clone() };
+                return Err(invalid(key, problem));
+            }
+            addrs.insert(dial, key);
         }
         let Some((i, me)) = self.peers.iter().enumerate().find(|(_, p)| p.id == self.node_id) else {
             return Err(invalid("node_id", Problem::NotAPeer { node_id: self.node_id }));
@@ -574,7 +613,7 @@ impl Default for Config {
             raft_addr,
             http_addr: defaults::http_addr(),
             admin_token_file: defaults::admin_token_file(),
-            peers: vec![Peer { id: 1, api_addr, raft_addr }],
+            peers: vec![Peer { id: 1, api_addr, raft_addr, dial_raft_addr: None }],
             tls: TlsConfig { insecure: true, ..TlsConfig::default() },
             raft: RaftConfig::default(),
             mesh: MeshConfig::default(),
@@ -597,7 +636,7 @@ impl Config {
             api_addr,
             raft_addr,
             http_addr,
-            peers: vec![Peer { id: 1, api_addr, raft_addr }],
+            peers: vec![Peer { id: 1, api_addr, raft_addr, dial_raft_addr: None }],
             raft: RaftConfig {
                 heartbeat_ms: 50,
                 election_timeout_min_ms: 200,
@@ -738,4 +777,9 @@ fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr,
             "invalid socket address {text:?}: expected IP:PORT, such as 127.0.0.1:7400 or [::1]:7400"
         ))
     })
+}
+
+/// [`socket_addr`] for an optional key.
+fn optional_socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(deserializer).map(Some)
 }

@@ -111,8 +111,10 @@ impl ClusterNode {
             .map_err(|e| StartError::Task { reason: e.to_string() })??;
         let reader = state_machine.reader();
         let tls = options.tls.as_ref().map(PeerTls::with_h2_alpn);
-        let peers =
-            Arc::new(PeerPool::new(tls.as_ref().map(|t| t.client.clone()), options.connect_timeout()));
+        let peers = Arc::new(
+            PeerPool::new(tls.as_ref().map(|t| t.client.clone()), options.connect_timeout())
+                .with_dial_addrs(options.dial_raft_addrs.clone()),
+        );
         let network = PeerNetwork::new(options.node_id, peers.clone(), options.unreachable_backoff());
         let raft = Raft::new(options.node_id, config, network, log, state_machine)
             .await

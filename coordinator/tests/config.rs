@@ -101,7 +101,7 @@ fn syntax_and_schema_errors_name_the_key_and_line() {
             "unknown key in the second [[peers]]",
             edit("raft_addr = \"127.0.0.1:7411\"", "raft_adr = \"127.0.0.1:7411\""),
             "coordinator.toml:16: unknown key \"raft_adr\" in [[peers]]: did you mean \"raft_addr\"? \
-             (expected one of id, api_addr, raft_addr)",
+             (expected one of id, api_addr, raft_addr, dial_raft_addr)",
         ),
         (
             "unknown key in [raft]",
@@ -582,4 +582,68 @@ fn mesh_settings_have_defaults_and_ranges() {
     let typo = format!("{base}[mesh]\nprobe_grace = 3000\n");
     let error = Config::parse(&typo, "coordinator.toml").expect_err("unknown key").to_string();
     assert!(error.contains("did you mean \"probe_grace_ms\""), "{error}");
+}
+
+#[test]
+fn dial_raft_addr_is_optional_per_peer_and_validated() {
+    let dialed = edit(
+        "raft_addr = \"127.0.0.1:7411\"",
+        "raft_addr = \"127.0.0.1:7411\"\ndial_raft_addr = \"127.0.0.1:9411\"",
+    );
+    let config = Config::parse(&dialed, "coordinator.toml").unwrap();
+    assert_eq!(config.peers[1].dial_raft_addr, Some(addr("127.0.0.1:9411")));
+    assert_eq!(config.peers[0].dial_raft_addr, None, "default: the advertised raft_addr");
+    assert_eq!(config.dial_raft_addrs(), [(2, "127.0.0.1:9411".to_string())].into());
+    // Not replicated: the membership still advertises raft_addr.
+    assert_eq!(config.initial_members()[&2].raft_addr, "127.0.0.1:7411");
+    assert!(Config::parse(BASE, "coordinator.toml").unwrap().dial_raft_addrs().is_empty());
+    // Naming the advertised address itself is allowed (and changes nothing).
+    let same = edit(
+        "raft_addr = \"127.0.0.1:7411\"",
+        "raft_addr = \"127.0.0.1:7411\"\ndial_raft_addr = \"127.0.0.1:7411\"",
+    );
+    Config::parse(&same, "coordinator.toml").unwrap();
+
+    let with = |dial: &str| {
+        edit(
+            "raft_addr = \"127.0.0.1:7411\"",
+            &format!("raft_addr = \"127.0.0.1:7411\"\ndial_raft_addr = {dial}"),
+        )
+    };
+    check_cases(&[
+        (
+            "not an address",
+            with("\"proxy:9411\""),
+            "coordinator.toml:17: peers[1].dial_raft_addr: invalid socket address \"proxy:9411\": \
+             expected IP:PORT, such as 127.0.0.1:7400 or [::1]:7400",
+        ),
+        (
+            "port 0",
+            with("\"127.0.0.1:0\""),
+            "coordinator.toml:17: peers[1].dial_raft_addr: port 0 cannot be reached by peers: give a fixed port",
+        ),
+        (
+            "another member's address",
+            with("\"127.0.0.1:7401\""),
+            "coordinator.toml:17: peers[1].dial_raft_addr: 127.0.0.1:7401 is already peers[0].raft_addr",
+        ),
+        (
+            "the member's own api_addr",
+            with("\"127.0.0.1:7410\""),
+            "coordinator.toml:17: peers[1].dial_raft_addr: 127.0.0.1:7410 is already peers[1].api_addr",
+        ),
+    ]);
+    let both = edit(
+        "raft_addr = \"127.0.0.1:7401\"\n\n",
+        "raft_addr = \"127.0.0.1:7401\"\ndial_raft_addr = \"127.0.0.1:9000\"\n\n",
+    )
+    .replace(
+        "raft_addr = \"127.0.0.1:7411\"",
+        "raft_addr = \"127.0.0.1:7411\"\ndial_raft_addr = \"127.0.0.1:9000\"",
+    );
+    let error = Config::parse(&both, "coordinator.toml").expect_err("two peers dialed alike").to_string();
+    assert_eq!(
+        error,
+        "coordinator.toml:18: peers[1].dial_raft_addr: 127.0.0.1:9000 is already peers[0].dial_raft_addr"
+    );
 }

@@ -1,9 +1,12 @@
 //! The Vantage integration-test harness: fault-injecting servers that the
-//! check engine's tests aim at, all on loopback, all stopped by `Drop`.
+//! check engine's tests aim at, deployments of the real binaries, and a
+//! network between them that the tests control; all on loopback, all
+//! stopped by `Drop`.
 //!
 //! It owns everything a test needs on the *other* side of a check, so the
 //! engine's tests can assert exact timing phases and error kinds without the
-//! network:
+//! network, and everything the process-level suites need to run a cluster
+//! through crashes, partitions and slow links:
 //!
 //! - [`pki`] — a throw-away CA and leaf certificates (valid, expired, wrong
 //!   host, self-signed) and rustls configurations for them.
@@ -18,7 +21,12 @@
 //! - [`process`] — the workspace's binaries as child processes that die with
 //!   the test.
 //! - [`operator`] — a deployment from those binaries, as an operator runs
-//!   it: a TLS coordinator cluster, `vantagectl`, probe agents.
+//!   it: a TLS coordinator cluster, `vantagectl`, probe agents; optionally
+//!   with a fault link on every path between them.
+//! - [`faultnet`] — a network the tests control: [`Link`], a userspace TCP
+//!   proxy that delays, blackholes, cuts one direction, refuses, resets and
+//!   heals at run time; [`faultnet::Island`], a process in its own network
+//!   namespace whose only ways out are links.
 //!
 //! Architecture invariant: test traffic goes only to loopback addresses, and
 //! this crate does not depend on `vantage-probe` or `vantage-core` (the probe
@@ -31,6 +39,7 @@
 
 pub mod blackhole;
 pub mod dns_target;
+pub mod faultnet;
 pub mod http_target;
 pub mod operator;
 pub mod pki;
@@ -40,5 +49,6 @@ mod tasks;
 
 pub use blackhole::{refused_addr, Blackhole};
 pub use dns_target::{DnsTarget, DnsZone};
+pub use faultnet::{Direction, Link, LinkStats};
 pub use http_target::{HttpTarget, TargetOptions};
 pub use pki::{Leaf, TestPki};

@@ -7,6 +7,15 @@
 //! `data/nodeN`, `admin.token`, and per probe `NAME.toml`, `NAME.token`,
 //! `spool-NAME/`; each process logs to `NAME.log` there, and
 //! [`Deployment::logs`] gathers their last lines for assertion messages.
+//!
+//! A deployment can also run on a network the test controls
+//! ([`crate::faultnet`]): [`Deployment::start_with_links`] puts a [`Link`]
+//! on every directed Raft link between coordinators (node *i* dials node
+//! *j* through its own link, by `[[peers]] dial_raft_addr` in node *i*'s
+//! config), and [`Deployment::wall_off_probe`] runs a probe on an
+//! [`Island`] whose only ways out are links to the coordinators' API ports
+//! and to the addresses it checks. The links run on a Tokio runtime of the
+//! deployment's own, so tests stay synchronous.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,6 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use serde_json::Value;
 
+use crate::faultnet::{Island, Link};
 use crate::process::{free_ports, workspace_bin, ChildGuard};
 
 /// A coordinator cluster, its admin CLI and probe agents.
@@ -30,6 +40,13 @@ pub struct Deployment {
     ports: Vec<[u16; 3]>,
     nodes: Vec<Option<ChildGuard>>,
     probes: BTreeMap<String, Option<ChildGuard>>,
+    // Dropped after the processes above: the links outlive their users.
+    /// (from, to) → the link node `from` dials node `to`'s Raft port through.
+    raft_links: BTreeMap<(usize, usize), Link>,
+    /// Probe name → the island it runs on.
+    islands: BTreeMap<String, Island>,
+    /// Runs the links; dropped last.
+    net: Option<tokio::runtime::Runtime>,
 }
 
 impl Deployment {
@@ -44,6 +61,18 @@ impl Deployment {
     /// `spares` more configs (nodes `members + 1 ..`) that list themselves
     /// as well and are not started: nodes to add with `cluster add-node`.
     pub fn start_with(members: usize, spares: usize, tables: &str) -> anyhow::Result<Deployment> {
+        Deployment::build(members, spares, tables, false)
+    }
+
+    /// Like [`Deployment::start`], with a [`Link`] on every directed Raft
+    /// link: node `i` reaches node `j`'s Raft port only through
+    /// [`Deployment::raft_link`]`(i, j)` (transparent until a test says
+    /// otherwise), so a fault can hit one direction between two nodes.
+    pub fn start_with_links(nodes: usize, tables: &str) -> anyhow::Result<Deployment> {
+        Deployment::build(nodes, 0, tables, true)
+    }
+
+    fn build(members: usize, spares: usize, tables: &str, links: bool) -> anyhow::Result<Deployment> {
         let nodes = members + spares;
         let dir = tempfile::tempdir()?;
         let coordinator = workspace_bin("vantage-coordinator")?;
@@ -54,17 +83,38 @@ impl Deployment {
         ensure!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
         let free = free_ports(3 * nodes)?;
         let ports: Vec<[u16; 3]> = free.chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
-        let peer = |n: usize| {
+        let (net, raft_links) = if links {
+            let net = links_runtime()?;
+            let mut raft_links = BTreeMap::new();
+            {
+                let _entered = net.enter();
+                for from in 1..=nodes {
+                    for to in (1..=nodes).filter(|to| *to != from) {
+                        let target = format!("127.0.0.1:{}", ports[to - 1][1]).parse()?;
+                        raft_links.insert((from, to), Link::start(target)?);
+                    }
+                }
+            }
+            (Some(net), raft_links)
+        } else {
+            (None, BTreeMap::new())
+        };
+        // Node `from`'s entry for node `n`.
+        let peer = |from: usize, n: usize| {
             let [api, raft, _] = ports[n - 1];
+            let dial = match raft_links.get(&(from, n)) {
+                Some(link) => format!("dial_raft_addr = \"{}\"\n", link.addr()),
+                None => String::new(),
+            };
             format!(
-                "[[peers]]\nid = {n}\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n\n"
+                "[[peers]]\nid = {n}\napi_addr = \"127.0.0.1:{api}\"\nraft_addr = \"127.0.0.1:{raft}\"\n{dial}\n"
             )
         };
-        let initial: String = (1..=members).map(peer).collect();
         for (i, [api, raft, http]) in ports.iter().enumerate() {
             let n = i + 1;
+            let initial: String = (1..=members).map(|m| peer(n, m)).collect();
             // A spare lists itself too (every config names its own node).
-            let peers = if n > members { format!("{initial}{}", peer(n)) } else { initial.clone() };
+            let peers = if n > members { format!("{initial}{}", peer(n, n)) } else { initial };
             let config = format!(
                 "node_id = {n}\ndata_dir = \"data/node{n}\"\napi_addr = \"127.0.0.1:{api}\"\n\
                  raft_addr = \"127.0.0.1:{raft}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
@@ -82,6 +132,9 @@ impl Deployment {
             ports,
             nodes: (0..nodes).map(|_| None).collect(),
             probes: BTreeMap::new(),
+            raft_links,
+            islands: BTreeMap::new(),
+            net,
         };
         for n in 1..=members {
             deployment.start_node(n)?;
@@ -274,6 +327,9 @@ impl Deployment {
             .args(["run", "--config", &format!("{name}.toml")])
             .current_dir(self.path())
             .env("VANTAGE_LOG", "info");
+        if let Some(island) = self.islands.get(name) {
+            command = island.wrap(name, &command)?;
+        }
         let log = self.path().join(format!("{name}.log"));
         let child = ChildGuard::spawn(format!("probe {name}"), command, &log)?;
         self.probes.insert(name.to_string(), Some(child));
@@ -307,7 +363,7 @@ impl Deployment {
     pub fn logs(&self) -> String {
         let mut files: Vec<String> = (1..=self.nodes.len()).map(|n| format!("node{n}.log")).collect();
         files.extend(self.probes.keys().map(|name| format!("{name}.log")));
-        files
+        let mut text: String = files
             .iter()
             .map(|f| {
                 let text = self.log(f);
@@ -317,6 +373,173 @@ impl Deployment {
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 )
             })
-            .collect()
+            .collect();
+        if !self.raft_links.is_empty() || !self.islands.is_empty() {
+            text.push_str("\n--- links ---");
+            for ((from, to), link) in &self.raft_links {
+                text.push_str(&format!("\nraft {from} → {to}: {:?}", link.stats()));
+            }
+            for (name, island) in &self.islands {
+                for (target, link) in island.links() {
+                    text.push_str(&format!("\n{name} → {target}: {:?}", link.stats()));
+                }
+            }
+        }
+        text
     }
+
+    /// The link node `from` dials node `to`'s Raft port through.
+    ///
+    /// # Panics
+    ///
+    /// If the deployment was not started [with
+    /// links](Deployment::start_with_links), or there is no such pair.
+    pub fn raft_link(&self, from: usize, to: usize) -> &Link {
+        self.raft_links
+            .get(&(from, to))
+            .unwrap_or_else(|| panic!("no raft link {from} → {to}: start the deployment with links"))
+    }
+
+    /// Every Raft link from or to node `n` (both directions to each peer).
+    pub fn raft_links_of(&self, n: usize) -> Vec<&Link> {
+        self.raft_links.iter().filter(|((from, to), _)| *from == n || *to == n).map(|(_, l)| l).collect()
+    }
+
+    /// Blackholes every Raft link from and to node `n`: it stays up, but
+    /// hears from no peer and no peer hears from it, by timeouts rather
+    /// than resets.
+    pub fn isolate_node(&self, n: usize) {
+        for link in self.raft_links_of(n) {
+            link.blackhole();
+        }
+    }
+
+    /// Heals every link of the deployment, Raft and probes' alike.
+    pub fn heal_all(&self) {
+        for link in self.raft_links.values() {
+            link.heal();
+        }
+        for island in self.islands.values() {
+            for (_, link) in island.links() {
+                link.heal();
+            }
+        }
+    }
+
+    /// Runs probe `name` (added, not started) on an [`Island`] from its
+    /// next start: its only ways out are a link to each coordinator's API
+    /// port and one to each address in `checks` (the targets it checks),
+    /// each at its own address, so what it learns from the coordinators
+    /// leads through the links too. Needs network namespaces
+    /// (`unshare --net`: root or `CAP_SYS_ADMIN`); fails saying so if not.
+    pub fn wall_off_probe(&mut self, name: &str, checks: &[std::net::SocketAddr]) -> anyhow::Result<()> {
+        ensure!(self.probes.contains_key(name), "probe {name} was never added");
+        Island::check_supported()?;
+        let dir = self.dir.path().join(format!("net-{name}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut targets: Vec<std::net::SocketAddr> =
+            (1..=self.nodes.len()).map(|n| self.api_addr(n).parse()).collect::<Result<_, _>>()?;
+        targets.extend(checks);
+        if self.net.is_none() {
+            self.net = Some(links_runtime()?);
+        }
+        let net = self.net.as_ref().context("the links' runtime")?;
+        let island = {
+            let _entered = net.enter();
+            Island::new(&dir, &targets)?
+        };
+        self.islands.insert(name.to_string(), island);
+        Ok(())
+    }
+
+    /// The link probe `name` (walled off) reaches node `n`'s API through.
+    ///
+    /// # Panics
+    ///
+    /// If the probe was not [walled off](Deployment::wall_off_probe).
+    pub fn probe_link(&self, name: &str, n: usize) -> &Link {
+        let island = self.islands.get(name).unwrap_or_else(|| panic!("probe {name} is not walled off"));
+        island.link(self.api_addr(n).parse().expect("a socket address"))
+    }
+
+    /// Every link from probe `name` (walled off) to a coordinator's API.
+    pub fn probe_links(&self, name: &str) -> Vec<&Link> {
+        (1..=self.nodes.len()).map(|n| self.probe_link(name, n)).collect()
+    }
+}
+
+/// What a probe's log says of its runs: per start, `(previous_last_seq,
+/// next_seq)` of "spool opened"; of its last SIGTERM, `(unacked,
+/// last_seq)` of "session closed for shutdown". Compared with a
+/// coordinator's ingest ledger (`probe list --json`: `processed_seqs`), it
+/// shows whether every result the probe produced was counted exactly once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeLog {
+    /// Per run of the probe: `(previous_last_seq, next_seq)`.
+    pub starts: Vec<(u64, u64)>,
+    /// Of the last clean shutdown: `(unacked, last_seq)`.
+    pub shutdown: Option<(u64, u64)>,
+}
+
+impl ProbeLog {
+    /// Every sequence number the probe handed out, as merged inclusive
+    /// ranges: run i numbered from its `next_seq` up to where the next run
+    /// found the previous one ended, the last run up to its `last_seq`.
+    ///
+    /// # Panics
+    ///
+    /// If the log has no clean shutdown (stop the probe with SIGTERM
+    /// first).
+    pub fn handed_out(&self) -> Vec<(u64, u64)> {
+        let (_, last_seq) = self.shutdown.expect("a clean shutdown");
+        let ends = self.starts.iter().skip(1).map(|s| s.0).chain([last_seq]);
+        let mut runs: Vec<(u64, u64)> =
+            self.starts.iter().map(|s| s.1).zip(ends).filter(|(first, last)| first <= last).collect();
+        runs.sort();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (first, last) in runs {
+            match merged.last_mut() {
+                Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
+                _ => merged.push((first, last)),
+            }
+        }
+        merged
+    }
+}
+
+impl Deployment {
+    /// Probe `name`'s runs and shutdown, from its log.
+    pub fn probe_log(&self, name: &str) -> anyhow::Result<ProbeLog> {
+        let text = self.log(&format!("{name}.log"));
+        let mut starts = Vec::new();
+        for line in text.lines().filter(|l| l.contains("spool opened")) {
+            let previous = log_field(line, "previous_last_seq").context("no previous_last_seq=")?;
+            starts.push((previous, log_field(line, "next_seq").context("no next_seq=")?));
+        }
+        let shutdown = match text.lines().rfind(|l| l.contains("session closed for shutdown")) {
+            Some(line) => Some((
+                log_field(line, "unacked").context("no unacked=")?,
+                log_field(line, "last_seq").context("no last_seq=")?,
+            )),
+            None => None,
+        };
+        Ok(ProbeLog { starts, shutdown })
+    }
+}
+
+/// The number after ` NAME=` in a log line.
+fn log_field(line: &str, name: &str) -> Option<u64> {
+    let start = line.find(&format!(" {name}="))? + name.len() + 2;
+    line[start..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// The runtime a deployment's links run on: two threads, as the proxies'
+/// work is light, and timers must fire on time while the test thread
+/// blocks on processes.
+fn links_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("faultnet")
+        .enable_all()
+        .build()?)
 }

@@ -104,59 +104,6 @@ fn moved_between(a: &BTreeMap<(String, String), String>, b: &BTreeMap<(String, S
     a.iter().filter(|(k, probe)| b.get(*k) != Some(probe)).count()
 }
 
-/// What a probe's log says of its runs: per start, (previous_last_seq,
-/// next_seq) of "spool opened"; of its last SIGTERM, (unacked, last_seq) of
-/// "session closed for shutdown".
-struct ProbeLog {
-    starts: Vec<(u64, u64)>,
-    shutdown: Option<(u64, u64)>,
-}
-
-impl ProbeLog {
-    /// Every sequence number the probe handed out, as merged inclusive
-    /// ranges: run i numbered from its `next_seq` up to where the next run
-    /// found the previous one ended, the last run up to its `last_seq`.
-    fn handed_out(&self) -> Vec<(u64, u64)> {
-        let (_, last_seq) = self.shutdown.expect("a clean shutdown");
-        let ends = self.starts.iter().skip(1).map(|s| s.0).chain([last_seq]);
-        let mut runs: Vec<(u64, u64)> =
-            self.starts.iter().map(|s| s.1).zip(ends).filter(|(first, last)| first <= last).collect();
-        runs.sort();
-        let mut merged: Vec<(u64, u64)> = Vec::new();
-        for (first, last) in runs {
-            match merged.last_mut() {
-                Some(prev) if first <= prev.1 + 1 => prev.1 = prev.1.max(last),
-                _ => merged.push((first, last)),
-            }
-        }
-        merged
-    }
-}
-
-fn field(line: &str, name: &str) -> Option<u64> {
-    let start = line.find(&format!(" {name}="))? + name.len() + 2;
-    line[start..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
-fn probe_log(d: &Deployment, name: &str) -> ProbeLog {
-    let text = d.log(&format!("{name}.log"));
-    let starts = text
-        .lines()
-        .filter(|l| l.contains("spool opened"))
-        .map(|l| {
-            (
-                field(l, "previous_last_seq").expect("previous_last_seq="),
-                field(l, "next_seq").expect("next_seq="),
-            )
-        })
-        .collect();
-    let shutdown = text
-        .lines()
-        .rfind(|l| l.contains("session closed for shutdown"))
-        .map(|l| (field(l, "unacked").expect("unacked="), field(l, "last_seq").expect("last_seq=")));
-    ProbeLog { starts, shutdown }
-}
-
 #[test]
 fn t90_two_probes_per_region_survive_a_probe_crash_and_a_leader_crash_without_losing_or_repeating_results() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -250,7 +197,7 @@ fn t90_two_probes_per_region_survive_a_probe_crash_and_a_leader_crash_without_lo
     for name in names() {
         let status = d.stop_probe(&name, Duration::from_secs(15)).unwrap();
         assert!(status.success(), "{name} exited with {status}{}", d.logs());
-        let log = probe_log(&d, &name);
+        let log = d.probe_log(&name).unwrap();
         let (unacked, _) =
             log.shutdown.unwrap_or_else(|| panic!("{name} did not log its shutdown{}", d.logs()));
         assert_eq!(unacked, 0, "{name} stopped with results unacknowledged{}", d.logs());

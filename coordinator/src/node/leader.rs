@@ -285,7 +285,7 @@ impl Shared {
             // Our membership does not know the leader yet: wait to catch up.
             return Step::Retry;
         };
-        let client = match self.peers.client(&node.raft_addr) {
+        let client = match self.peers.client_for(leader, &node.raft_addr) {
             Ok(client) => client,
             Err(error) => {
                 return Step::Fail(ClusterError::Peer { node_id: leader, reason: error.to_string() })
@@ -378,7 +378,7 @@ impl Shared {
         let mut answers = Vec::new();
         for id in ids {
             let addr = self.member(id).or_else(|| self.options.peers.get(&id).cloned()).map(|n| n.raft_addr);
-            let client = addr.and_then(|addr| self.peers.client(&addr).ok());
+            let client = addr.and_then(|addr| self.peers.client_for(id, &addr).ok());
             match client {
                 None => answers.push((id, None)),
                 Some(client) => {

@@ -238,7 +238,7 @@ impl Shared {
     async fn hand_over(&self, target: NodeId, term: u64, settle: Duration) -> Result<NodeId, String> {
         tokio::time::sleep(self.options.election_timeout_max + self.options.election_timeout_min / 4).await;
         let node = self.member(target).ok_or_else(|| "it left the membership".to_string())?;
-        let client = self.peers.client(&node.raft_addr).map_err(|e| e.to_string())?;
+        let client = self.peers.client_for(target, &node.raft_addr).map_err(|e| e.to_string())?;
         let ttl = self.options.probe_timeout();
         match tokio::time::timeout(ttl, forward::start_election(client, self.id, term, ttl)).await {
             Ok(Ok(true)) => {}

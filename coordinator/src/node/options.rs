@@ -35,6 +35,11 @@ pub struct NodeOptions {
     /// cluster. Leave empty (or without this node) for a node that joins an
     /// existing cluster through `add_node`.
     pub peers: BTreeMap<NodeId, Node>,
+    /// Where this node dials a member's Raft port when that differs from
+    /// the member's advertised `raft_addr` (a proxy, a NAT, a sidecar), by
+    /// node id; members not listed are dialed at `raft_addr`. Local to this
+    /// node, never replicated. TLS still checks the advertised host.
+    pub dial_raft_addrs: BTreeMap<NodeId, String>,
     /// How often the leader sends heartbeats.
     pub heartbeat: Duration,
     /// The shortest time a follower waits without hearing from a leader
@@ -80,7 +85,8 @@ impl NodeOptions {
     /// Options with the defaults: heartbeat 250 ms, election timeout
     /// 1–2 s, a snapshot every 10 000 entries keeping 1 000 behind it,
     /// writes bounded by 10 s, membership changes by 60 s, shutdown by
-    /// 10 s, plaintext, the system clock.
+    /// 10 s, every member dialed at its advertised address, plaintext, the
+    /// system clock.
     pub fn new(
         node_id: NodeId,
         data_dir: PathBuf,
@@ -94,6 +100,7 @@ impl NodeOptions {
             raft_listen_addr,
             node,
             peers,
+            dial_raft_addrs: BTreeMap::new(),
             heartbeat: Duration::from_millis(250),
             election_timeout_min: Duration::from_millis(1000),
             election_timeout_max: Duration::from_millis(2000),
@@ -155,6 +162,11 @@ impl NodeOptions {
             }
             if peer.raft_addr.is_empty() {
                 return bad("peers", format!("node {id} has an empty raft_addr"));
+            }
+        }
+        for (id, addr) in &self.dial_raft_addrs {
+            if addr.is_empty() {
+                return bad("dial_raft_addrs", format!("node {id} has an empty dial address"));
             }
         }
         if let Some(me) = self.peers.get(&self.node_id) {

@@ -4,7 +4,10 @@
 //!   address (reconnecting by itself after a peer restarts), over
 //!   the connector in [`super::tls`] (plain TCP, or TLS with the cluster
 //!   client config). The node also uses it to forward client operations to
-//!   the leader.
+//!   the leader. Every connection the node makes to a peer goes through
+//!   [`PeerPool::client_for`] with the peer's id, so a configured dial address
+//!   (`[[peers]] dial_raft_addr`: a proxy, a NAT) applies to all of them,
+//!   while the advertised `raft_addr` stays the name TLS checks.
 //! - [`PeerNetwork`] is openraft's `RaftNetworkFactory`; [`PeerClient`] its
 //!   `RaftNetwork` for one target.
 //!
@@ -15,7 +18,7 @@
 //! deadline becomes [`Timeout`]; a peer's own Raft error comes back as
 //! [`RemoteError`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -45,7 +48,10 @@ use super::wire;
 pub struct PeerPool {
     connector: PeerConnector,
     connect_timeout: Duration,
-    channels: Mutex<HashMap<String, Channel>>,
+    /// Where to dial a peer, by id, when not at its advertised address.
+    dial: BTreeMap<NodeId, String>,
+    /// By (advertised address, dialed address).
+    channels: Mutex<HashMap<(String, String), Channel>>,
 }
 
 /// A peer address that cannot be made into a gRPC endpoint.
@@ -65,16 +71,45 @@ impl PeerPool {
         PeerPool {
             connector: PeerConnector::new(tls_client),
             connect_timeout,
+            dial: BTreeMap::new(),
             channels: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A client for the peer at `raft_addr` (`host:port`), sharing one
-    /// channel per address. Connecting happens on first use.
+    /// This pool, dialing the peers in `dial` (by id) at the address given
+    /// there instead of their advertised `raft_addr` (see
+    /// [`PeerPool::client_for`]).
+    pub fn with_dial_addrs(mut self, dial: BTreeMap<NodeId, String>) -> PeerPool {
+        self.dial = dial;
+        self
+    }
+
+    /// A client for the peer at `raft_addr` (`host:port`), dialed there,
+    /// sharing one channel per address. Connecting happens on first use.
     pub fn client(&self, raft_addr: &str) -> Result<RaftServiceClient<Channel>, BadPeerAddress> {
+        self.channel_client(raft_addr, raft_addr)
+    }
+
+    /// A client for peer `id`, advertised at `raft_addr`: dialed at the
+    /// peer's dial address if the pool has one, else at `raft_addr`; TLS
+    /// checks `raft_addr`'s host either way.
+    pub fn client_for(
+        &self,
+        id: NodeId,
+        raft_addr: &str,
+    ) -> Result<RaftServiceClient<Channel>, BadPeerAddress> {
+        self.channel_client(raft_addr, self.dial.get(&id).map_or(raft_addr, String::as_str))
+    }
+
+    fn channel_client(
+        &self,
+        raft_addr: &str,
+        dial: &str,
+    ) -> Result<RaftServiceClient<Channel>, BadPeerAddress> {
         let channel = {
             let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-            match channels.get(raft_addr) {
+            let key = (raft_addr.to_string(), dial.to_string());
+            match channels.get(&key) {
                 Some(channel) => channel.clone(),
                 None => {
                     let endpoint = Endpoint::from_shared(format!("http://{raft_addr}"))
@@ -83,8 +118,13 @@ impl PeerPool {
                         .http2_keep_alive_interval(Duration::from_secs(10))
                         .keep_alive_timeout(Duration::from_secs(10))
                         .keep_alive_while_idle(true);
-                    let channel = endpoint.connect_with_connector_lazy(self.connector.clone());
-                    channels.insert(raft_addr.to_string(), channel.clone());
+                    let connector = if dial == raft_addr {
+                        self.connector.clone()
+                    } else {
+                        self.connector.dialing(dial.to_string())
+                    };
+                    let channel = endpoint.connect_with_connector_lazy(connector);
+                    channels.insert(key, channel.clone());
                     channel
                 }
             }
@@ -118,7 +158,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             id: self.id,
             target,
             addr: node.raft_addr.clone(),
-            client: self.pool.client(&node.raft_addr),
+            client: self.pool.client_for(target, &node.raft_addr),
             backoff: self.backoff,
         }
     }

@@ -67,16 +67,25 @@ impl PeerTls {
 
 /// Connects to peers for tonic: TCP, then TLS with the client config when
 /// one is set. The server name checked is the host of the URI (the peer's
-/// `raft_addr`).
+/// `raft_addr`); the TCP connection goes there too, unless the connector
+/// was made [`PeerConnector::dialing`] another address.
 #[derive(Clone)]
 pub(crate) struct PeerConnector {
     tls: Option<tokio_rustls::TlsConnector>,
+    /// `host:port` to connect to instead of the URI's.
+    dial: Option<String>,
 }
 
 impl PeerConnector {
     /// A connector using `client` for TLS, or plaintext with `None`.
     pub(crate) fn new(client: Option<Arc<rustls::ClientConfig>>) -> PeerConnector {
-        PeerConnector { tls: client.map(tokio_rustls::TlsConnector::from) }
+        PeerConnector { tls: client.map(tokio_rustls::TlsConnector::from), dial: None }
+    }
+
+    /// This connector, connecting TCP to `addr` (`host:port`: a proxy, a
+    /// NAT) while TLS still checks the URI's host.
+    pub(crate) fn dialing(&self, addr: String) -> PeerConnector {
+        PeerConnector { tls: self.tls.clone(), dial: Some(addr) }
     }
 }
 
@@ -134,16 +143,22 @@ impl tower_service::Service<Uri> for PeerConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let tls = self.tls.clone();
+        let dial = self.dial.clone();
         Box::pin(async move {
             let (Some(host), Some(port)) = (uri.host(), uri.port_u16()) else {
                 return Err(ConnectError::BadAddress { uri: uri.to_string() });
             };
             // IPv6 literals come bracketed in URIs.
             let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-            let addr = format!("{host}:{port}");
-            let tcp = TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|source| ConnectError::Tcp { addr: addr.clone(), source })?;
+            let tcp = match &dial {
+                None => TcpStream::connect((host.as_str(), port)).await,
+                Some(dial) => TcpStream::connect(dial.as_str()).await,
+            };
+            let addr = match &dial {
+                None => format!("{host}:{port}"),
+                Some(dial) => format!("{host}:{port} (dialed at {dial})"),
+            };
+            let tcp = tcp.map_err(|source| ConnectError::Tcp { addr: addr.clone(), source })?;
             // Raft messages are small and latency-bound.
             let _ = tcp.set_nodelay(true);
             let Some(connector) = tls else {
