@@ -8,9 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests need (none yet for the check engine; later suites
-# add prometheus, influxdb, chromium, iproute2 ...).
-APT_PACKAGES=()
+# Debian packages the tests need (later suites add prometheus, influxdb,
+# chromium ...).
+# iproute2: `ip` for the fault suite's network-namespace islands; openssl: the
+# self-signed-certificate test makes its certificate the usual way.
+APT_PACKAGES=(iproute2 openssl)
 
 say() { printf '\n==> %s\n' "$*"; }
 
