@@ -161,13 +161,16 @@ pub struct TlsFiles {
     pub key_file: PathBuf,
 }
 
-/// `[raft]`: timing and log compaction. The defaults suit nodes in
-/// different regions (round trips up to a few hundred milliseconds).
+/// `[raft]`: timing and log compaction. The defaults suit nodes whose
+/// round trips to each other stay under about 200 ms.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RaftConfig {
     /// How often the leader sends heartbeats, in milliseconds. Must be
-    /// below `election_timeout_min_ms`. Default 250.
+    /// below `election_timeout_min_ms`, and above the slowest round trip
+    /// between two nodes: openraft 0.9 uses it as the deadline of every
+    /// replication call, so a longer round trip commits nothing. Default
+    /// 250.
     pub heartbeat_ms: u64,
     /// The shortest time a follower waits without hearing from a leader
     /// before it starts an election, in milliseconds. Default 1000.
