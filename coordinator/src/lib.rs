@@ -50,5 +50,6 @@ pub mod mesh;
 pub mod node;
 pub mod raft;
 pub mod results;
+pub mod sinks;
 pub mod state;
 pub mod tls;

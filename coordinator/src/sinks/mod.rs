@@ -1,0 +1,23 @@
+//! Outputs that leave the process: webhooks now, TSDB writers (Prometheus
+//! remote-write, InfluxDB line protocol) next.
+//!
+//! Each sink is split by concern, as vector's `src/sinks/` is, so the part
+//! that changes (a body format, a header, a retry rule) has one place:
+//!
+//! - `config`: what an admin configures, validated before use (for
+//!   webhooks, `vantage_core::webhook::WebhookSpec`, replicated);
+//! - `encoder`: the body and its signature, pure functions of the event;
+//! - `request`: the HTTP request a delivery sends (headers, content type,
+//!   user agent), built from the encoded body, without I/O;
+//! - `service`: sending one request: timeout, SSRF guard, retries with
+//!   [`retry::RetryPolicy`], the outcome classified;
+//! - `sink`: what to deliver and when: the queue or outbox, batching,
+//!   backpressure, and what is recorded after a delivery.
+//!
+//! Built so far: [`retry`] (shared by every sink) and the webhook's
+//! [`webhook::encoder`] and [`webhook::request`]. The webhook service and
+//! sink arrive with the alert outbox (committed transitions, delivered by
+//! the leader), the TSDB writers with export.
+
+pub mod retry;
+pub mod webhook;
