@@ -446,14 +446,15 @@ pub fn endpoint_changes(from: &EndpointSpec, to: &EndpointSpec) -> Vec<String> {
 
 fn expect_changes(from: &Expectations, to: &Expectations, field: &mut impl FnMut(&str, String, String)) {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "default".into());
-    let opt_ms = |v: Option<u64>| v.map_or_else(|| "none".into(), format_ms);
+    let opt_ms =
+        |v: Option<std::time::Duration>| v.map_or_else(|| "none".into(), crate::timefmt::format_duration);
     field("expect.status", opt(&from.status), opt(&to.status));
     field("expect.body_contains", list_text(&from.body_contains), list_text(&to.body_contains));
     field("expect.body_matches", list_text(&from.body_matches), list_text(&to.body_matches));
     field("expect.json", list_text(&from.json), list_text(&to.json));
     field("expect.headers", list_text(&from.headers), list_text(&to.headers));
-    field("expect.max_total", opt_ms(from.max_total_ms), opt_ms(to.max_total_ms));
-    field("expect.max_ttfb", opt_ms(from.max_ttfb_ms), opt_ms(to.max_ttfb_ms));
+    field("expect.max_total", opt_ms(from.max_total), opt_ms(to.max_total));
+    field("expect.max_ttfb", opt_ms(from.max_ttfb), opt_ms(to.max_ttfb));
     let days = |v: Option<i64>| v.map_or_else(|| "none".into(), |d| d.to_string());
     field("expect.min_cert_days", days(from.min_cert_days), days(to.min_cert_days));
 }

@@ -106,45 +106,8 @@ pub struct EndpointDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
     /// Expectations.
-    #[serde(default, skip_serializing_if = "ExpectDoc::is_empty")]
-    pub expect: ExpectDoc,
-}
-
-/// An endpoint's expectations (the `--expect-*` flags).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectDoc {
-    /// Status codes, e.g. `"200-299,301"` (a bare number works too).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<StatusList>,
-    /// Texts the body contains.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub body_contains: Vec<String>,
-    /// Regular expressions the body matches.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub body_matches: Vec<String>,
-    /// `POINTER=VALUE`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub json: Vec<String>,
-    /// `NAME` or `NAME: REGEX`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<String>,
-    /// Ceiling on the whole check.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_total: Option<Dur>,
-    /// Ceiling on time to first byte.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_ttfb: Option<Dur>,
-    /// Minimum certificate days left.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_cert_days: Option<i64>,
-}
-
-impl ExpectDoc {
-    /// Whether nothing is expected beyond the defaults.
-    pub fn is_empty(&self) -> bool {
-        *self == ExpectDoc::default()
-    }
+    #[serde(default, skip_serializing_if = "Expectations::is_empty")]
+    pub expect: Expectations,
 }
 
 /// One webhook. The secret is given inline or, better, by the name of an
@@ -200,10 +163,6 @@ pub struct Dur(pub Duration);
 /// An instant written in RFC 3339, held as Unix milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp(pub i64);
-
-/// A status list such as `200-299,301`, written as a string or a number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusList(pub String);
 
 /// Where a webhook's secret comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -377,7 +336,6 @@ impl EndpointDoc {
     fn into_desired(self) -> DesiredEndpoint {
         let interval_ms = self.interval.map_or(DEFAULT_INTERVAL_MS, |d| millis(d.0));
         let timeout_ms = self.timeout.map_or_else(|| default_timeout_ms(interval_ms), |d| millis(d.0));
-        let e = self.expect;
         DesiredEndpoint {
             paused_given: self.paused.is_some(),
             spec: EndpointSpec {
@@ -385,16 +343,7 @@ impl EndpointDoc {
                 url: self.url,
                 interval_ms,
                 timeout_ms,
-                expect: Expectations {
-                    status: e.status.map(|s| s.0),
-                    body_contains: e.body_contains,
-                    body_matches: e.body_matches,
-                    json: e.json,
-                    headers: e.headers,
-                    max_total_ms: e.max_total.map(|d| millis(d.0)),
-                    max_ttfb_ms: e.max_ttfb.map(|d| millis(d.0)),
-                    min_cert_days: e.min_cert_days,
-                },
+                expect: self.expect,
                 regions: self.regions.into_iter().collect(),
                 public: self.public,
                 allow_private: self.allow_private,
@@ -515,35 +464,6 @@ impl<'de> Deserialize<'de> for Timestamp {
             expecting: "an RFC 3339 time such as 2026-12-01T02:00:00Z",
             parse: |text| timefmt::parse_rfc3339_ms(text).map(Timestamp),
         })
-    }
-}
-
-impl Serialize for StatusList {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for StatusList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StatusVisitor;
-        impl Visitor<'_> for StatusVisitor {
-            type Value = StatusList;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("status codes such as \"200-299,301\"")
-            }
-            fn visit_u64<E: de::Error>(self, code: u64) -> Result<StatusList, E> {
-                self.visit_str(&code.to_string())
-            }
-            fn visit_i64<E: de::Error>(self, code: i64) -> Result<StatusList, E> {
-                self.visit_str(&code.to_string())
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<StatusList, E> {
-                vantage_core::assert::StatusSet::parse(text).map_err(E::custom)?;
-                Ok(StatusList(text.to_string()))
-            }
-        }
-        deserializer.deserialize_any(StatusVisitor)
     }
 }
 
@@ -672,6 +592,6 @@ maintenance:
         assert_eq!(parse("m.yaml", "# nothing\n").unwrap(), Document::default());
         let status =
             parse("m.yaml", "endpoints:\n  - {name: a, url: https://x, expect: {status: 204}}\n").unwrap();
-        assert_eq!(status.endpoints.unwrap()[0].expect.status, Some(StatusList("204".into())));
+        assert_eq!(status.endpoints.unwrap()[0].expect.status.as_deref(), Some("204"));
     }
 }

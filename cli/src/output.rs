@@ -90,11 +90,11 @@ fn expectation_lines(expect: &Expectations) -> Vec<(&'static str, String)> {
     for text in &expect.headers {
         lines.push(("expect header", text.clone()));
     }
-    if let Some(ms) = expect.max_total_ms {
-        lines.push(("max total", format_ms(ms)));
+    if let Some(limit) = expect.max_total {
+        lines.push(("max total", crate::timefmt::format_duration(limit)));
     }
-    if let Some(ms) = expect.max_ttfb_ms {
-        lines.push(("max ttfb", format_ms(ms)));
+    if let Some(limit) = expect.max_ttfb {
+        lines.push(("max ttfb", crate::timefmt::format_duration(limit)));
     }
     if let Some(days) = expect.min_cert_days {
         lines.push(("min cert days", days.to_string()));

@@ -163,11 +163,18 @@ fn parse_target(url: &str) -> Result<CheckSpec, ValidationError> {
 
 /// Expectations in the text forms of `vantage-probe check --expect-*`,
 /// kept as text so the replicated form is plain data.
+///
+/// One serde form serves the replicated state, `--json` and the YAML of
+/// `vantagectl apply`: a status list is text (a bare number such as `204`
+/// reads too, and a list that does not parse is refused while reading, so a
+/// document's error carries its line); ceilings are durations such as
+/// `800ms` (a bare number reads as milliseconds, the form once written as
+/// `max_total_ms`/`max_ttfb_ms`, which still read).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectations {
     /// Acceptable status codes, e.g. `200-299,301`; `None`: 200–399.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "serde_text::status")]
     pub status: Option<String>,
     /// Texts the body must contain.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -182,11 +189,21 @@ pub struct Expectations {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<String>,
     /// Ceiling on the whole check's duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_total_ms: Option<u64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "max_total_ms",
+        with = "serde_text::duration"
+    )]
+    pub max_total: Option<Duration>,
     /// Ceiling on time to first byte.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_ttfb_ms: Option<u64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "max_ttfb_ms",
+        with = "serde_text::duration"
+    )]
+    pub max_ttfb: Option<Duration>,
     /// Minimum days before the certificate expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_cert_days: Option<i64>,
@@ -233,8 +250,8 @@ impl Expectations {
                     .iter()
                     .map(|text| HeaderAssertion::parse(text))
                     .collect::<Result<_, _>>()?,
-                max_total: self.max_total_ms.map(Duration::from_millis),
-                max_ttfb: self.max_ttfb_ms.map(Duration::from_millis),
+                max_total: self.max_total,
+                max_ttfb: self.max_ttfb,
                 min_cert_days: self.min_cert_days,
             })
         };
@@ -244,6 +261,79 @@ impl Expectations {
 
 fn invalid(field: &str, reason: &str) -> ValidationError {
     ValidationError::InvalidAssertion { reason: format!("invalid {field}: {reason}") }
+}
+
+/// The text forms of [`Expectations`]' fields.
+mod serde_text {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use crate::assert::StatusSet;
+    use crate::time::format_duration;
+
+    /// A status list as text or a bare number, checked as it is read.
+    pub fn status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+        struct Status;
+        impl Visitor<'_> for Status {
+            type Value = Option<String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("status codes such as \"200-299,301\"")
+            }
+            fn visit_u64<E: de::Error>(self, code: u64) -> Result<Self::Value, E> {
+                self.visit_str(&code.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, code: i64) -> Result<Self::Value, E> {
+                self.visit_str(&code.to_string())
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                StatusSet::parse(text).map_err(E::custom)?;
+                Ok(Some(text.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Status)
+    }
+
+    /// Durations as compact text (`800ms`, `1m30s`); read from such text or
+    /// from a number of milliseconds.
+    pub mod duration {
+        use super::*;
+
+        /// Writes `Some` as compact text (`None` is skipped by the field).
+        pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(duration) => serializer.serialize_str(&format_duration(*duration)),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads `800ms`, `2s` or `800` (milliseconds).
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+            struct Text;
+            impl Visitor<'_> for Text {
+                type Value = Option<Duration>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a duration such as 800ms")
+                }
+                fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Self::Value, E> {
+                    Ok(Some(Duration::from_millis(ms)))
+                }
+                fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Self::Value, E> {
+                    u64::try_from(ms)
+                        .map_err(|_| E::custom(format!("invalid duration {ms}: negative")))
+                        .and_then(|ms| self.visit_u64(ms))
+                }
+                fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                    humantime::parse_duration(text.trim())
+                        .map(Some)
+                        .map_err(|e| E::custom(format!("invalid duration {text:?}: {e} (e.g. 800ms, 2s)")))
+                }
+            }
+            deserializer.deserialize_any(Text)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -317,14 +407,29 @@ mod tests {
     #[test]
     fn the_replicated_form_reads_the_old_name_of_expect() {
         let old = r#"{"name":"api","url":"https://x/","interval_ms":60000,"timeout_ms":10000,
-            "assertions":{"status":"200"}}"#;
+            "assertions":{"status":"200","max_ttfb_ms":800}}"#;
         let spec: EndpointSpec = serde_json::from_str(old).unwrap();
         assert_eq!(spec.expect.status.as_deref(), Some("200"));
+        assert_eq!(spec.expect.max_ttfb, Some(Duration::from_millis(800)));
         let json = serde_json::to_value(&spec).unwrap();
-        assert_eq!(json["expect"], serde_json::json!({"status": "200"}), "only what is set");
+        assert_eq!(
+            json["expect"],
+            serde_json::json!({"status": "200", "max_ttfb": "800ms"}),
+            "only what is set"
+        );
         assert_eq!(serde_json::from_value::<EndpointSpec>(json).unwrap(), spec);
         let unknown = r#"{"name":"a","url":"https://x/","interval_ms":1,"timeout_ms":1,"intervall":1}"#;
         assert!(serde_json::from_str::<EndpointSpec>(unknown).is_err());
+    }
+
+    #[test]
+    fn expectations_read_numbers_and_durations_and_refuse_bad_status_lists() {
+        let e: Expectations = serde_json::from_str(r#"{"status":204,"max_total":"1m30s"}"#).unwrap();
+        assert_eq!((e.status.as_deref(), e.max_total), (Some("204"), Some(Duration::from_secs(90))));
+        let err = serde_json::from_str::<Expectations>(r#"{"status":"abc"}"#).unwrap_err().to_string();
+        assert!(err.contains("invalid expect-status"), "{err}");
+        let err = serde_json::from_str::<Expectations>(r#"{"max_ttfb":"soon"}"#).unwrap_err().to_string();
+        assert!(err.contains("invalid duration \"soon\""), "{err}");
     }
 
     #[test]
@@ -333,7 +438,7 @@ mod tests {
         spec.timeout_ms = 2_500;
         spec.allow_private = true;
         spec.expect.status = Some("200-299".into());
-        spec.expect.max_total_ms = Some(800);
+        spec.expect.max_total = Some(Duration::from_millis(800));
         let check = spec.to_check_spec().unwrap();
         assert_eq!(check.timeout, Duration::from_millis(2_500));
         assert!(check.guard.allow_private);

@@ -8,6 +8,7 @@
 //! checked here, so a bad one is refused with the field named.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use vantage_core::endpoint::{EndpointSpec, Expectations};
 use vantage_core::ids::EndpointId;
@@ -16,6 +17,10 @@ use vantage_core::time::UnixMillis;
 use vantage_core::webhook::{AlertEvent, WebhookFormat, WebhookSecret, WebhookSpec};
 
 use crate::{pb, ConvertError};
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 fn labels_to_wire(labels: &BTreeMap<String, String>) -> HashMap<String, String> {
     labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -29,8 +34,8 @@ impl From<&Expectations> for pb::Assertions {
             body_matches: e.body_matches.clone(),
             json: e.json.clone(),
             headers: e.headers.clone(),
-            max_total_ms: e.max_total_ms,
-            max_ttfb_ms: e.max_ttfb_ms,
+            max_total_ms: e.max_total.map(millis),
+            max_ttfb_ms: e.max_ttfb.map(millis),
             min_cert_days: e.min_cert_days,
         }
     }
@@ -45,8 +50,8 @@ impl From<pb::Assertions> for Expectations {
             body_matches: a.body_matches,
             json: a.json,
             headers: a.headers,
-            max_total_ms: a.max_total_ms,
-            max_ttfb_ms: a.max_ttfb_ms,
+            max_total: a.max_total_ms.map(Duration::from_millis),
+            max_ttfb: a.max_ttfb_ms.map(Duration::from_millis),
             min_cert_days: a.min_cert_days,
         }
     }
@@ -178,7 +183,7 @@ mod tests {
     fn endpoint_specs_round_trip_through_the_wire() {
         let mut spec = EndpointSpec::new("api", "https://api.example.com/health");
         spec.expect.status = Some("200-299".into());
-        spec.expect.max_ttfb_ms = Some(800);
+        spec.expect.max_ttfb = Some(Duration::from_millis(800));
         spec.regions = ["us-east".to_string(), "eu-west".to_string()].into();
         spec.labels.insert("team".into(), "core".into());
         let wire = pb::EndpointSpec::from(&spec);

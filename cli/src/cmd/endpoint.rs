@@ -151,10 +151,10 @@ fn apply_settings(spec: &mut EndpointSpec, settings: &EndpointSettings) {
         }
     }
     if let Some(limit) = settings.max_total {
-        e.max_total_ms = Some(millis(limit));
+        e.max_total = Some(limit);
     }
     if let Some(limit) = settings.max_ttfb {
-        e.max_ttfb_ms = Some(millis(limit));
+        e.max_ttfb = Some(limit);
     }
     if let Some(days) = settings.min_cert_days {
         e.min_cert_days = Some(days);

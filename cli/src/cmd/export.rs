@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::cmd::Context;
-use crate::document::{
-    Document, Dur, EndpointDoc, ExpectDoc, MaintenanceDoc, StatusList, Timestamp, WebhookDoc,
-};
+use crate::document::{Document, Dur, EndpointDoc, MaintenanceDoc, Timestamp, WebhookDoc};
 use crate::error::Error;
 use crate::model::LiveState;
 use crate::timefmt::{format_rfc3339_ms, unix_ms};
@@ -41,7 +39,6 @@ pub fn document_from_live(live: &LiveState) -> Document {
         .into_iter()
         .map(|e| {
             let s = e.spec;
-            let x = s.expect;
             EndpointDoc {
                 name: s.name,
                 url: s.url,
@@ -52,16 +49,7 @@ pub fn document_from_live(live: &LiveState) -> Document {
                 allow_private: s.allow_private,
                 labels: s.labels,
                 paused: s.paused.then_some(true),
-                expect: ExpectDoc {
-                    status: x.status.map(StatusList),
-                    body_contains: x.body_contains,
-                    body_matches: x.body_matches,
-                    json: x.json,
-                    headers: x.headers,
-                    max_total: x.max_total_ms.map(|ms| Dur(std::time::Duration::from_millis(ms))),
-                    max_ttfb: x.max_ttfb_ms.map(|ms| Dur(std::time::Duration::from_millis(ms))),
-                    min_cert_days: x.min_cert_days,
-                },
+                expect: s.expect,
             }
         })
         .collect();
@@ -169,7 +157,7 @@ mod tests {
         api.labels.insert("team".into(), "core".into());
         api.expect.status = Some("200-299".into());
         api.expect.body_contains = vec!["ok".into()];
-        api.expect.max_ttfb_ms = Some(800);
+        api.expect.max_ttfb = Some(std::time::Duration::from_millis(800));
         LiveState {
             regions: vec![Region { name: "eu-west".into(), created_at_unix_ms: 0 }],
             endpoints: vec![Endpoint {
