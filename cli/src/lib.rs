@@ -16,7 +16,9 @@
 //! - [`keys`]: idempotency keys, random or derived from content.
 //! - [`error`]: every failure, its message and its exit code; gRPC status
 //!   interpretation.
-//! - [`model`]: the objects as plain data (also the `--json` shapes).
+//! - [`model`]: the objects as plain data (also the `--json` shapes): the
+//!   specs are `vantage-core`'s (validated with its rules before anything is
+//!   sent), plus the records and views the coordinator answers with.
 //! - [`wire`]: conversions between [`model`] and the protobuf messages.
 //! - [`document`]: the YAML document of `apply`/`export`.
 //! - [`diff`]: the pure diff between a document and the live state.

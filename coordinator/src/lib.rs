@@ -1,18 +1,16 @@
 //! The Vantage coordinator: a 3- or 5-node cluster, replicated with Raft,
-//! that holds the mesh's configuration and serves admins over gRPC; later
-//! also probes' streams, the agreement runner that declares outages only on
-//! a quorum of regions, alert delivery, TSDB export and the status page.
+//! that holds the mesh's configuration, serves admins over gRPC, holds the
+//! probes' streams on its leader, and hands their results to consumers;
+//! agreement, alerts, TSDB export and the status page are built on these
+//! rooms next.
 //!
-//! Built so far: the replicated state on durable storage, the Raft network
-//! and node runtime, TLS, admin tokens, the AdminService and the
-//! `vantage-coordinator` binary (`run`, `certs init`).
-//!
-//! Modules:
+//! Modules, by layer (`tests/layers.rs` enforces that none imports upward):
 //! - [`state`]: the replicated state ([`state::MeshState`]: regions,
-//!   endpoints, probe registrations, webhooks, maintenance windows, admin
-//!   tokens), the [`state::Command`]s that change it, one pure and
-//!   deterministic apply function per command, idempotency keys, and the
-//!   versioned snapshot format.
+//!   endpoints, probe registrations and their ingest ledgers, pins,
+//!   webhooks, maintenance windows, admin tokens), the [`state::Command`]s
+//!   that change it, one pure and deterministic apply function per command,
+//!   idempotency keys, and the versioned snapshot format. The specs are
+//!   `vantage-core`'s.
 //! - [`raft`]: the openraft type configuration ([`raft::TypeConfig`]) and
 //!   the durable store under a node's `data_dir` ([`raft::store`]: the log
 //!   and vote in redb, fsynced before acknowledged; snapshots as atomically
@@ -21,6 +19,18 @@
 //! - [`node`]: a running cluster node ([`node::ClusterNode`]): bootstrap,
 //!   writes and linearizable reads from any node (forwarded to the leader),
 //!   membership, leadership transfer, status, graceful shutdown.
+//! - [`listener`]: the accept loop (TLS handshakes with deadlines) shared by
+//!   the gRPC and HTTP listeners.
+//! - [`mesh`]: probes' streams on the leader (`ProbeService`), their
+//!   assignments (weighted rendezvous per region), result validation,
+//!   exactly-once ingest checkpoints, check-now.
+//! - [`results`]: where accepted results go: [`results::ResultSink`],
+//!   [`results::FanOut`], [`results::MemorySink`].
+//! - [`sinks`]: outputs that leave the process, split by concern (retry
+//!   policy; the webhook's signing encoder and request builder).
+//! - [`admin`]: the AdminService over a [`admin::Cluster`].
+//! - [`http`]: `/healthz` and `/api/endpoints` on `http_addr`, from this
+//!   node's own state.
 //! - [`config`]: the node's configuration file (`coordinator.toml`), typed
 //!   and validated before any port is bound; errors name the key and line.
 //! - [`certs`]: `certs init`, a cluster CA and node and admin certificates
@@ -29,14 +39,10 @@
 //!   a node certificate from the cluster CA, peer client), ring provider.
 //! - [`auth`]: admin bearer tokens, hashed (SHA-256) and compared in
 //!   constant time; the bootstrap token file.
-//! - [`admin`]: the AdminService over a [`admin::Cluster`].
-//! - [`mesh`]: probes' streams on the leader (`ProbeService`), their
-//!   assignments (weighted rendezvous per region) and results.
-//! - [`listener`]: the accept loop (TLS handshakes with deadlines) shared by
-//!   the gRPC and HTTP listeners.
-//! - [`app`]: the runtime behind `vantage-coordinator run`.
+//! - [`app`]: the runtime behind `vantage-coordinator run` (wiring only).
 //! - [`dev`]: `vantage-coordinator dev`, one process with a node, three
-//!   in-process probes and demo targets, for trying Vantage out.
+//!   in-process probes (the probe crate's agent library, used nowhere
+//!   else) and demo targets, for trying Vantage out.
 
 pub mod admin;
 pub mod app;

@@ -55,6 +55,28 @@ fn modules_import_only_what_their_layer_allows() {
     );
 }
 
+/// The probe's library is there for dev mode's in-process probes only.
+#[test]
+fn only_dev_mode_uses_the_probe_crate() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut users = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path != src.join("dev.rs")
+                && std::fs::read_to_string(&path).unwrap().contains("vantage_probe")
+            {
+                users.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(users.is_empty(), "vantage_probe used outside dev.rs: {users:?}");
+}
+
 #[test]
 fn the_checker_sees_crate_paths() {
     assert_eq!(crate_paths("use crate::mesh::{Mesh, crate::x};"), ["mesh", "x"]);
