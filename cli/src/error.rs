@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tonic::{Code, Status};
 
-use crate::timefmt::format_duration;
+use crate::timefmt::{format_duration, format_rfc3339_ms};
 
 /// Every failure of a vantagectl command.
 #[derive(Debug, thiserror::Error)]
@@ -25,9 +25,11 @@ pub enum Error {
     Unreachable {
         /// The `--server` URL.
         server: String,
-        /// The transport's error chain.
+        /// What failed: a TLS failure in words (`its certificate is not
+        /// signed by a CA vantagectl trusts`), else the transport's error
+        /// chain.
         detail: String,
-        /// What to check.
+        /// What to do or check.
         hint: &'static str,
     },
     /// Every attempt ran out of time.
@@ -201,8 +203,14 @@ impl CallContext {
         let message = server_message(status);
         match status.code() {
             Code::Unavailable | Code::Unknown | Code::Internal if from_transport => {
-                let detail = transport_detail(status);
-                let hint = transport_hint(&detail);
+                let (detail, hint) = match rustls_cause(status) {
+                    Some(tls) => tls_failure(tls),
+                    None => {
+                        let detail = transport_detail(status);
+                        let hint = transport_hint(&detail);
+                        (detail, hint)
+                    }
+                };
                 Error::Unreachable { server: self.server.clone(), detail, hint }
             }
             Code::Cancelled if from_transport => self.timed_out(),
@@ -249,20 +257,106 @@ fn transport_detail(status: &Status) -> String {
     }
 }
 
-/// What to check, judging from the transport's error.
+/// What to check, judging from the transport's error (TLS failures are
+/// told by [`tls_failure`]).
 fn transport_hint(detail: &str) -> &'static str {
     let lower = detail.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("notvalidforname") {
-        "check --ca: it must be the CA that signed the coordinator's certificate, and the --server host must \
-         be in that certificate"
-    } else if lower.contains("corrupt message")
-        || lower.contains("invalidcontenttype")
-        || lower.contains("h2 was not negotiated")
-        || lower.contains("frame with invalid size")
-    {
+    // http:// to a TLS port: the server takes the HTTP/2 preface for a
+    // broken TLS record and answers with one.
+    if lower.contains("h2 was not negotiated") || lower.contains("frame with invalid size") {
         "does the coordinator speak TLS? use http:// for clusters with insecure = true, https:// otherwise"
     } else {
         "is it running? check --server"
+    }
+}
+
+/// The rustls error behind a failed connection, if TLS failed. It sits in
+/// an `io::Error`, whose `source` skips it, so those are looked into.
+fn rustls_cause(status: &Status) -> Option<&rustls::Error> {
+    let mut cause = status.source();
+    while let Some(error) = cause {
+        let inner = error.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+        if let Some(tls) = inner.and_then(|e| e.downcast_ref()).or_else(|| error.downcast_ref()) {
+            return Some(tls);
+        }
+        cause = error.source();
+    }
+    None
+}
+
+const GIVE_CA: &str = "give the cluster CA with --ca FILE: the ca.pem from `vantage-coordinator certs init`";
+const SEE_CERTIFICATE: &str = "see what it presents with: openssl s_client -connect HOST:PORT -showcerts";
+
+/// A failed TLS handshake with the coordinator as (what is wrong, what to
+/// do), in vantagectl's terms: rustls' own text is a `Debug` dump
+/// (`invalid peer certificate: UnknownIssuer`).
+fn tls_failure(error: &rustls::Error) -> (String, &'static str) {
+    use rustls::{AlertDescription, Error as E};
+    match error {
+        E::InvalidCertificate(certificate) => {
+            let (problem, fix) = certificate_problem(certificate);
+            (format!("its certificate {problem}"), fix)
+        }
+        E::InvalidMessage(_) => (
+            "it does not answer with TLS".into(),
+            "for a cluster with insecure = true, use --server http://HOST:PORT",
+        ),
+        E::AlertReceived(AlertDescription::CertificateRequired) => {
+            ("it asks for a client certificate".into(), "give one with --cert FILE --key FILE")
+        }
+        E::AlertReceived(_) => ("it refused the TLS handshake".into(), "its log says why"),
+        _ => ("the TLS handshake with it failed".into(), SEE_CERTIFICATE),
+    }
+}
+
+/// What is wrong with the coordinator's certificate, as a phrase after
+/// "its certificate", and what to do.
+fn certificate_problem(error: &rustls::CertificateError) -> (String, &'static str) {
+    use rustls::CertificateError as C;
+    let at = |time: rustls_pki_types::UnixTime| {
+        format_rfc3339_ms(i64::try_from(time.as_secs()).unwrap_or(i64::MAX).saturating_mul(1000))
+    };
+    match error {
+        C::UnknownIssuer | C::BadSignature => ("is not signed by a CA vantagectl trusts".into(), GIVE_CA),
+        C::NotValidForNameContext { expected, presented } => (
+            format!("is not valid for {}: it names {}", expected.to_str(), listed_names(presented)),
+            "put a name it lists in --server https://HOST:PORT, or reissue it for this name with \
+             `vantage-coordinator certs init --host NAME`",
+        ),
+        C::ExpiredContext { time, not_after } => (
+            format!("expired at {}, and this machine's clock says {}", at(*not_after), at(*time)),
+            "issue the coordinators new certificates with `vantage-coordinator certs init --force`, or \
+             check this machine's clock",
+        ),
+        C::NotValidYetContext { time, not_before } => (
+            format!("is not valid until {}, and this machine's clock says {}", at(*not_before), at(*time)),
+            "check this machine's clock",
+        ),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => (
+            "is not for TLS servers (its extended key usage lacks serverAuth)".into(),
+            "the coordinator's tls.cert_file must be a node-N.pem from `vantage-coordinator certs init`",
+        ),
+        _ => ("cannot be verified".into(), SEE_CERTIFICATE),
+    }
+}
+
+/// The names webpki reports a certificate lists (`DnsName("localhost")`,
+/// `IpAddress(0::1)`), as a URL writes them: `localhost and ::1`.
+fn listed_names(presented: &[String]) -> String {
+    let names: Vec<String> = presented
+        .iter()
+        .filter_map(|name| {
+            if let Some(dns) = name.strip_prefix("DnsName(\"").and_then(|n| n.strip_suffix("\")")) {
+                return Some(dns.to_string());
+            }
+            let ip = name.strip_prefix("IpAddress(")?.strip_suffix(')')?;
+            Some(ip.parse::<std::net::IpAddr>().map_or_else(|_| ip.to_string(), |ip| ip.to_string()))
+        })
+        .collect();
+    match names.split_last() {
+        None => "no DNS name or IP address".into(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -346,9 +440,104 @@ mod tests {
     }
 
     #[test]
-    fn certificate_failures_point_at_the_ca() {
-        assert!(transport_hint("invalid peer certificate: UnknownIssuer").contains("--ca"));
-        assert!(transport_hint("received corrupt message of type InvalidContentType").contains("http://"));
+    fn transport_failures_point_at_what_to_check() {
+        assert!(transport_hint("h2 protocol error: frame with invalid size").contains("http://"));
         assert!(transport_hint("tcp connect error").contains("--server"));
+    }
+
+    /// A failed handshake as tonic reports it: the rustls error inside an
+    /// `io::Error` somewhere in the status' causes.
+    fn handshake_failed(error: rustls::Error) -> Status {
+        let io = io::Error::new(io::ErrorKind::InvalidData, error);
+        Status::from_error(Box::new(Wrapper(Box::new(io))))
+    }
+
+    /// A transport error wrapping its cause, as hyper's and tonic's do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Wrapper(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+    #[test]
+    fn tls_failures_say_what_is_wrong_and_the_flag_that_fixes_it() {
+        use rustls::pki_types::{ServerName, UnixTime};
+        use rustls::{AlertDescription, CertificateError as C, Error as E, OtherError};
+        const DAY: u64 = 86_400;
+        let at = |secs: u64| UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        let not_trusted =
+            "its certificate is not signed by a CA vantagectl trusts (give the cluster CA with \
+                           --ca FILE: the ca.pem from `vantage-coordinator certs init`)";
+        let cases: Vec<(E, &str)> = vec![
+            (C::UnknownIssuer.into(), not_trusted),
+            (C::BadSignature.into(), not_trusted),
+            (
+                C::NotValidForNameContext {
+                    expected: ServerName::try_from("coord.test").unwrap(),
+                    presented: vec![
+                        "DnsName(\"localhost\")".into(),
+                        "IpAddress(127.0.0.1)".into(),
+                        "IpAddress(0::1)".into(),
+                        "UniformResourceIdentifier(\"spiffe://vantage/node/1\")".into(),
+                    ],
+                }
+                .into(),
+                "its certificate is not valid for coord.test: it names localhost, 127.0.0.1 and ::1 (put a \
+                 name it lists in --server https://HOST:PORT, or reissue it for this name with \
+                 `vantage-coordinator certs init --host NAME`)",
+            ),
+            (
+                C::ExpiredContext { time: at(20_000 * DAY + 5), not_after: at(19_997 * DAY) }.into(),
+                "its certificate expired at 2024-10-01T00:00:00Z, and this machine's clock says \
+                 2024-10-04T00:00:05Z (issue the coordinators new certificates with `vantage-coordinator \
+                 certs init --force`, or check this machine's clock)",
+            ),
+            (
+                C::NotValidYetContext { time: at(20_000 * DAY), not_before: at(20_000 * DAY + 60) }.into(),
+                "its certificate is not valid until 2024-10-04T00:01:00Z, and this machine's clock says \
+                 2024-10-04T00:00:00Z (check this machine's clock)",
+            ),
+            (
+                C::InvalidPurpose.into(),
+                "its certificate is not for TLS servers (its extended key usage lacks serverAuth) (the \
+                 coordinator's tls.cert_file must be a node-N.pem from `vantage-coordinator certs init`)",
+            ),
+            (
+                C::Other(OtherError(std::sync::Arc::new(io::Error::other("CaUsedAsEndEntity")))).into(),
+                "its certificate cannot be verified (see what it presents with: openssl s_client -connect \
+                 HOST:PORT -showcerts)",
+            ),
+            (
+                E::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+                "it does not answer with TLS (for a cluster with insecure = true, use --server \
+                 http://HOST:PORT)",
+            ),
+            (
+                E::AlertReceived(AlertDescription::CertificateRequired),
+                "it asks for a client certificate (give one with --cert FILE --key FILE)",
+            ),
+            (
+                E::AlertReceived(AlertDescription::HandshakeFailure),
+                "it refused the TLS handshake (its log says why)",
+            ),
+            (
+                E::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon),
+                "the TLS handshake with it failed (see what it presents with: openssl s_client -connect \
+                 HOST:PORT -showcerts)",
+            ),
+        ];
+        for (error, want) in cases {
+            let debug = format!("{error:?}");
+            let message = ctx(true).error_from_status(&handshake_failed(error)).to_string();
+            assert_eq!(
+                message,
+                format!("cannot reach the coordinator at http://127.0.0.1:7400: {want}"),
+                "{debug}"
+            );
+            for debug_mark in ["Other(", "OtherError", "Unknown", "Context", "Invalid", "Alert", "Name("] {
+                assert!(!message.contains(debug_mark), "{debug} → {message}");
+            }
+        }
+        // The rustls error as a cause of its own, not inside an io::Error.
+        let direct = Status::from_error(Box::new(Wrapper(Box::new(rustls::Error::from(C::UnknownIssuer)))));
+        assert!(ctx(true).error_from_status(&direct).to_string().ends_with(not_trusted));
     }
 }

@@ -490,16 +490,27 @@ fn t16_https_trusts_only_the_ca_given() {
     let status = ok(&vantagectl(&fake.tls_url(), &["cluster", "status", "--ca", &ca], &[]));
     assert!(status.starts_with("leader: 1"), "{status}");
 
+    // Another CA, no --ca (the public roots), the leaf itself as --ca:
+    // rustls says UnknownIssuer or BadSignature; vantagectl says the fix.
     let other = write_file(&dir, "other.pem", &TestCa::new().ca_pem);
-    for args in [&["cluster", "status", "--ca", &other][..], &["cluster", "status"]] {
+    let leaf = write_file(&dir, "leaf.pem", &pki.leaf_pem);
+    for args in [
+        &["cluster", "status", "--ca", &other][..],
+        &["cluster", "status"],
+        &["cluster", "status", "--ca", &leaf],
+    ] {
         let output = vantagectl(&fake.tls_url(), args, &[]);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
-        let err = stderr(&output);
-        assert!(
-            err.starts_with(&format!("error: cannot reach the coordinator at {}: ", fake.tls_url())),
-            "{err}"
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "error: cannot reach the coordinator at {}: its certificate is not signed by a CA vantagectl \
+                 trusts (give the cluster CA with --ca FILE: the ca.pem from `vantage-coordinator certs \
+                 init`)\n",
+                fake.tls_url()
+            ),
+            "{args:?}"
         );
-        assert!(err.contains("certificate") && err.contains("check --ca"), "{err}");
     }
 
     let plaintext = vantagectl(&fake.url(), &["cluster", "status"], &[]);
@@ -517,6 +528,22 @@ fn t16_https_trusts_only_the_ca_given() {
         stderr(&output).starts_with(&format!("error: --ca {not_pem}: no PEM certificate")),
         "{}",
         stderr(&output)
+    );
+}
+
+#[test]
+fn t16b_https_to_a_plaintext_coordinator_says_to_use_http() {
+    let fake = FakeAdmin::start();
+    let https = fake.url().replace("http://", "https://");
+    let output = vantagectl(&https, &["cluster", "status"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    // rustls: "received corrupt message of type InvalidContentType".
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: cannot reach the coordinator at {https}: it does not answer with TLS (for a cluster with \
+             insecure = true, use --server http://HOST:PORT)\n"
+        )
     );
 }
 
