@@ -11,6 +11,9 @@
 //!   evaluation of those expectations.
 //! - [`result`]: what one check produced ([`result::CheckResult`]): timing
 //!   phases, the closed set of failure kinds, TLS details, redirect hops.
+//! - [`agreement`]: region verdicts from probes' results and the endpoint
+//!   state machine (quorum, minimum failure duration, recovery hysteresis,
+//!   flapping, maintenance, evidence); time is a parameter.
 //! - [`endpoint`]: what the mesh monitors ([`endpoint::EndpointSpec`]): the
 //!   target URL, interval, timeout, regions, labels and the expectations in
 //!   their text form ([`endpoint::Expectations`]), compiled to assertions;
@@ -37,6 +40,7 @@
 //!   validated value, or an error naming the file, line and key.
 //! - [`clock`]: the one wall-clock abstraction.
 
+pub mod agreement;
 pub mod assert;
 pub mod clock;
 pub mod config_text;

@@ -103,7 +103,7 @@ impl fmt::Display for Phase {
 }
 
 /// The closed set of ways a check fails. Every failure has exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Name resolution failed (NXDOMAIN, no address of the wanted family,
