@@ -86,6 +86,8 @@ pub struct GlobalArgs {
 
 /// The commands.
 #[derive(Debug, Clone, Subcommand)]
+// Parsed once per run: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Monitored endpoints.
     #[command(subcommand)]
@@ -188,6 +190,10 @@ pub struct EndpointUpdateArgs {
 /// their value (update) or default (add).
 #[derive(Debug, Clone, Default, Args)]
 pub struct EndpointSettings {
+    /// Check a failure again at once this many times (0 to 3, default 1)
+    /// before the probe reports it, so one lost packet is not Down.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=3))]
+    pub retries: Option<u32>,
     /// Time between checks, 1s to 24h (e.g. 30s, 5m).
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     pub interval: Option<Duration>,

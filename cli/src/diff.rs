@@ -440,6 +440,7 @@ pub fn endpoint_changes(from: &EndpointSpec, to: &EndpointSpec) -> Vec<String> {
     field("allow_private", from.allow_private.to_string(), to.allow_private.to_string());
     field("labels", labels_text(&from.labels), labels_text(&to.labels));
     field("paused", from.paused.to_string(), to.paused.to_string());
+    field("retries", from.retries.to_string(), to.retries.to_string());
     expect_changes(&from.expect, &to.expect, &mut field);
     changes
 }

@@ -13,6 +13,7 @@
 //!     allow_private: false
 //!     labels: {team: core}
 //!     paused: false          # omitted: left as it is
+//!     retries: 1             # re-checks of a failure before it counts (0-3)
 //!     expect:
 //!       status: "200-299"
 //!       body_contains: [ok]
@@ -105,6 +106,9 @@ pub struct EndpointDoc {
     /// Paused; omitted: whatever it is now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// Immediate re-checks of a failure (0 to 3); omitted: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
     /// Expectations.
     #[serde(default, skip_serializing_if = "Expectations::is_empty")]
     pub expect: Expectations,
@@ -349,6 +353,7 @@ impl EndpointDoc {
                 allow_private: self.allow_private,
                 labels: self.labels,
                 paused: self.paused.unwrap_or(false),
+                retries: self.retries.unwrap_or(vantage_core::endpoint::DEFAULT_RETRIES),
             },
         }
     }

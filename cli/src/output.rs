@@ -67,6 +67,7 @@ pub fn endpoint_details(e: &Endpoint) -> String {
         ("public", yes_no(s.public)),
         ("allow private", yes_no(s.allow_private)),
         ("paused", yes_no(s.paused)),
+        ("retries", s.retries.to_string()),
         ("labels", labels_text(&s.labels)),
     ];
     lines.extend(expectation_lines(&s.expect));

@@ -30,6 +30,9 @@ pub const MAX_TIMEOUT_MS: u64 = crate::spec::MAX_TIMEOUT.as_millis() as u64;
 pub const DEFAULT_INTERVAL_MS: u64 = 60_000;
 /// The default check timeout.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// How many times a probe checks a failure again at once, by default,
+/// before it reports it: a single lost packet does not count as Down.
+pub const DEFAULT_RETRIES: u32 = 1;
 /// The most expectations of one sort (body texts, patterns, JSON values,
 /// headers) an endpoint may carry.
 pub const MAX_EXPECTATIONS_PER_SORT: usize = 16;
@@ -77,6 +80,14 @@ pub struct EndpointSpec {
     /// Checks are stopped.
     #[serde(default)]
     pub paused: bool,
+    /// Immediate re-checks of a failed check before the probe reports it
+    /// (0 to 3, default 1).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_retries() -> u32 {
+    DEFAULT_RETRIES
 }
 
 impl EndpointSpec {
@@ -94,6 +105,7 @@ impl EndpointSpec {
             allow_private: false,
             labels: Labels::new(),
             paused: false,
+            retries: DEFAULT_RETRIES,
         }
     }
 
@@ -112,6 +124,9 @@ impl EndpointSpec {
                 interval_ms: self.interval_ms,
             });
         }
+        if self.retries > crate::spec::MAX_RETRIES {
+            return Err(ValidationError::InvalidRetries { retries: self.retries });
+        }
         self.expect.compile()?;
         self.regions.iter().try_for_each(|region| validate::region_name(region))?;
         validate::labels(&self.labels)?;
@@ -129,6 +144,7 @@ impl EndpointSpec {
         }
         spec.guard = Policy { allow_private: self.allow_private, ..Policy::default() };
         spec.assertions = self.expect.compile()?;
+        spec.retries = self.retries.min(crate::spec::MAX_RETRIES);
         spec.validate().map_err(|e| match e {
             SpecError::BadOption { field: "timeout", .. } => {
                 ValidationError::InvalidTimeout { timeout_ms: self.timeout_ms, interval_ms: u64::MAX }

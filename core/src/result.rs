@@ -322,6 +322,14 @@ pub struct CheckResult {
     /// For DNS checks: the answers, as text.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns_answers: Vec<String>,
+    /// How many times the check ran: 1, or more when a failure was checked
+    /// again at once (`retries`); the result is the last run's.
+    #[serde(skip_serializing_if = "is_one")]
+    pub attempts: u32,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
 /// The longest timeout of a whole check.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The most immediate re-checks of a failed check.
+pub const MAX_RETRIES: u32 = 3;
 /// The most redirect hops a check may follow.
 pub const MAX_REDIRECTS: u32 = 30;
 
@@ -296,6 +298,10 @@ pub struct CheckSpec {
     pub tls_verify: bool,
     /// What the answer must satisfy.
     pub assertions: Assertions,
+    /// How many times a failed check is run again at once, cold, before
+    /// its failure is reported (0: none, the default for one-shot checks).
+    /// A refusal by the SSRF guard is not retried.
+    pub retries: u32,
 }
 
 impl CheckSpec {
@@ -313,6 +319,7 @@ impl CheckSpec {
             guard: crate::netguard::Policy::default(),
             tls_verify: true,
             assertions: Assertions::default(),
+            retries: 0,
         })
     }
 
@@ -340,6 +347,9 @@ impl CheckSpec {
                 field: "follow_redirects",
                 reason: format!("at most {MAX_REDIRECTS} hops"),
             });
+        }
+        if self.retries > MAX_RETRIES {
+            return Err(SpecError::BadOption { field: "retries", reason: format!("at most {MAX_RETRIES}") });
         }
         if self.max_body_bytes == 0 {
             return Err(SpecError::BadOption {

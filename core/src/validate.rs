@@ -74,6 +74,12 @@ pub enum ValidationError {
         /// The interval it must stay below (`u64::MAX` when checked alone).
         interval_ms: u64,
     },
+    /// Too many immediate re-checks of a failure.
+    #[error("invalid retries {retries}: at most {}", crate::spec::MAX_RETRIES)]
+    InvalidRetries {
+        /// The number given.
+        retries: u32,
+    },
     /// An expectation does not parse or breaks a limit.
     #[error("{reason}")]
     InvalidAssertion {

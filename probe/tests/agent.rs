@@ -244,6 +244,7 @@ fn endpoint(id: u64, url: String, interval_ms: u64) -> pb::AssignedEndpoint {
         timeout_ms: 2000,
         assertions: None,
         allow_private: true,
+        retries: 0,
     }
 }
 

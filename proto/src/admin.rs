@@ -70,6 +70,7 @@ impl From<&EndpointSpec> for pb::EndpointSpec {
             allow_private: spec.allow_private,
             labels: labels_to_wire(&spec.labels),
             paused: spec.paused,
+            retries: Some(spec.retries),
         }
     }
 }
@@ -88,6 +89,7 @@ impl From<pb::EndpointSpec> for EndpointSpec {
             allow_private: spec.allow_private,
             labels: spec.labels.into_iter().collect(),
             paused: spec.paused,
+            retries: spec.retries.unwrap_or(vantage_core::endpoint::DEFAULT_RETRIES),
         }
     }
 }

@@ -190,6 +190,7 @@ impl From<&core::CheckResult> for pb::CheckResult {
                 })
                 .collect(),
             dns_answers: r.dns_answers.clone(),
+            attempts: r.attempts.max(1),
         }
     }
 }
@@ -238,6 +239,7 @@ impl TryFrom<&pb::CheckResult> for core::CheckResult {
             started_at: from_unix_us(r.started_at_unix_us),
             hops,
             dns_answers: r.dns_answers.clone(),
+            attempts: r.attempts.max(1),
         })
     }
 }
@@ -284,6 +286,7 @@ mod tests {
                 phases_ms: phases,
             }],
             dns_answers: vec![],
+            attempts: 1,
         }
     }
 

@@ -22,6 +22,7 @@ pub fn assigned_endpoint(id: EndpointId, spec: &EndpointSpec) -> pb::AssignedEnd
         timeout_ms: spec.timeout_ms,
         assertions: Some((&spec.expect).into()),
         allow_private: spec.allow_private,
+        retries: spec.retries,
     }
 }
 
@@ -35,6 +36,7 @@ pub fn assigned_spec(wire: &pb::AssignedEndpoint) -> (EndpointId, EndpointSpec) 
     spec.timeout_ms = wire.timeout_ms;
     spec.expect = wire.assertions.clone().unwrap_or_default().into();
     spec.allow_private = wire.allow_private;
+    spec.retries = wire.retries;
     (EndpointId(wire.endpoint_id), spec)
 }
 

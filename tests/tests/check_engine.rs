@@ -659,3 +659,53 @@ async fn t32_address_family_preference() {
     }
     assert_eq!(v4.connections() + v6.connections(), 4);
 }
+
+/// The agent's User-Agent names its region and probe, and a target can
+/// tell regions apart by it (the agreement suites rely on both).
+#[tokio::test]
+async fn t50_the_user_agent_names_region_and_probe() {
+    let target = HttpTarget::start(TargetOptions::default()).unwrap();
+    let probe = |region: &str| {
+        Checker::new(CheckerConfig {
+            user_agent: vantage_probe::agent::client::agent_user_agent(region, &format!("{region}-1")),
+            ..CheckerConfig::default()
+        })
+        .expect("checker")
+    };
+    let url = target.url("/");
+    target.fail_regions(&["eu"]);
+    let (eu_probe, us_probe) = (probe("eu"), probe("us"));
+    let eu = eu_probe.check(&spec(&url)).await;
+    let us = us_probe.check(&spec(&url)).await;
+    assert_eq!((eu.status_code, us.status_code), (Some(503), Some(200)), "{eu:?} / {us:?}");
+    let agents = target.user_agents();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(agents.contains(&format!("vantage-probe/{version} (region=eu; probe=eu-1)")), "{agents:?}");
+    target.fail_regions(&[]);
+    assert!(eu_probe.check(&spec(&url)).await.ok, "healed");
+}
+
+/// A failed check runs again at once, cold, and says how many runs it took;
+/// a passing one runs once; a refusal by the SSRF guard is not retried.
+#[tokio::test]
+async fn t51_failures_are_checked_again_at_once() {
+    let target = HttpTarget::start(TargetOptions::default()).unwrap();
+    let failing = target.url("/?status=503");
+    let before = target.requests();
+    let checker = checker();
+    let result = checker.check(&spec_with(&failing, |s| s.retries = 2)).await;
+    assert_eq!((result.ok, result.attempts), (false, 3));
+    assert_eq!(target.requests() - before, 3, "three cold requests");
+    assert_eq!(target.connections(), 3, "each on a new connection");
+    let ok = checker.check(&spec_with(&target.url("/"), |s| s.retries = 2)).await;
+    assert_eq!((ok.ok, ok.attempts), (true, 1));
+    let json = serde_json::to_value(&ok).unwrap();
+    assert!(json.get("attempts").is_none(), "one run is not mentioned: {json}");
+    let blocked = checker
+        .check(&spec_with(&failing, |s| {
+            s.retries = 2;
+            s.guard.allow_private = false;
+        }))
+        .await;
+    assert_eq!((blocked.error.map(|e| e.kind), blocked.attempts), (Some(ErrorKind::Blocked), 1));
+}

@@ -126,6 +126,9 @@ fn apply_settings(spec: &mut EndpointSpec, settings: &EndpointSettings) {
     if let Some(regions) = &settings.regions {
         spec.regions = regions.0.iter().cloned().collect();
     }
+    if let Some(retries) = settings.retries {
+        spec.retries = retries;
+    }
     if let Some(public) = settings.public {
         spec.public = public;
     }

@@ -49,6 +49,7 @@ pub fn document_from_live(live: &LiveState) -> Document {
                 allow_private: s.allow_private,
                 labels: s.labels,
                 paused: s.paused.then_some(true),
+                retries: (s.retries != vantage_core::endpoint::DEFAULT_RETRIES).then_some(s.retries),
                 expect: s.expect,
             }
         })

@@ -828,6 +828,7 @@ async fn check_endpoint_answers_one_row_per_region_and_waits_for_the_timeout_plu
         started_at: SystemTime::UNIX_EPOCH,
         hops: Vec::new(),
         dns_answers: Vec::new(),
+        attempts: 1,
     };
     let accepted = |probe_id: u64, region: &str, ok: bool| {
         ProbeOutcome::Answered(Box::new(AcceptedResult {

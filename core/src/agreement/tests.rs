@@ -28,6 +28,7 @@ fn result(ok: bool, started: SystemTime) -> CheckResult {
         started_at: started,
         hops: Vec::new(),
         dns_answers: Vec::new(),
+        attempts: 1,
     }
 }
 

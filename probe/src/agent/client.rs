@@ -157,6 +157,7 @@ pub async fn run(config: Config, tuning: Tuning, shutdown: CancellationToken) ->
     let checker_config = CheckerConfig {
         resolvers: config.resolvers.clone(),
         clock: tuning.clock.clone(),
+        user_agent: agent_user_agent(&config.region, &config.probe_id),
         ..Default::default()
     };
     let spool = open_spool(&config, tuning.clock.now())?;
@@ -863,6 +864,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
+}
+
+/// The `User-Agent` of an agent's HTTP checks, naming its region and
+/// probe so a target's owners can tell monitors apart and allow-list them:
+/// `vantage-probe/VERSION (region=R; probe=P)`. Both names are from a
+/// header-safe character set (the config checks them).
+pub fn agent_user_agent(region: &str, probe_id: &str) -> String {
+    format!("vantage-probe/{} (region={region}; probe={probe_id})", env!("CARGO_PKG_VERSION"))
 }
 
 /// Full jitter: uniform in `[0, min(max, first * 2^attempt)]`, so probes

@@ -113,9 +113,25 @@ impl Checker {
         })
     }
 
-    /// Runs one check, cold, and reports it. Never fails: every failure is a
+    /// Runs one check, cold, and reports it; a failure is run again at once
+    /// (cold again) up to `spec.retries` times, and the last run is
+    /// reported with `attempts`. Never fails: every failure is a
     /// [`CheckResult`] with `ok: false` and an error of one kind.
     pub async fn check(&self, spec: &CheckSpec) -> CheckResult {
+        let mut result = self.check_once(spec).await;
+        let mut attempts = 1;
+        while attempts <= spec.retries && result.error.as_ref().is_some_and(|e| e.kind != ErrorKind::Blocked)
+        {
+            tracing::debug!(url = %spec.url, attempt = attempts + 1, "checking a failure again at once");
+            result = self.check_once(spec).await;
+            attempts += 1;
+        }
+        result.attempts = attempts;
+        result
+    }
+
+    /// One cold run of `spec`.
+    async fn check_once(&self, spec: &CheckSpec) -> CheckResult {
         let started_at = self.clock.now();
         let start = Instant::now();
         let deadlines = Deadlines::start(spec.timeout, spec.phase_timeouts);
@@ -153,6 +169,7 @@ impl Checker {
             started_at,
             hops: out.hops,
             dns_answers: out.dns_answers,
+            attempts: 1,
         }
     }
 }

@@ -814,6 +814,7 @@ mod tests {
             started_at: std::time::SystemTime::UNIX_EPOCH,
             hops: vec![],
             dns_answers: vec![],
+            attempts: 1,
         }
     }
 }

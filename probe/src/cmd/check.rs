@@ -67,6 +67,10 @@ pub struct CheckArgs {
     /// hops and each hop is reported.
     #[arg(long, short = 'L', default_value_t = 0, value_name = "N")]
     pub follow_redirects: u32,
+    /// Check a failure again at once, cold, up to N times (0 to 3) and
+    /// report the last run with its attempts (default: none).
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=3))]
+    pub retries: u32,
     /// Stop reading the body after this many bytes and fail with
     /// body_too_large.
     #[arg(long, default_value_t = vantage_core::spec::DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
@@ -158,6 +162,7 @@ pub fn specs(args: &CheckArgs) -> anyhow::Result<Vec<CheckSpec>> {
         template.phase_timeouts.set(*phase, *limit);
     }
     template.follow_redirects = args.follow_redirects;
+    template.retries = args.retries;
     template.max_body_bytes = args.max_body;
     template.guard = Policy { allow_private: args.allow_private, allow: args.allow_cidr.clone() };
     template.tls_verify = !args.insecure;

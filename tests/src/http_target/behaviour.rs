@@ -147,6 +147,20 @@ impl Behaviour {
         Ok(behaviour)
     }
 
+    /// The same behaviour, or a plain `503` when `failing` (a region the
+    /// test told to fail).
+    pub(crate) fn failing_if(self, failing: bool) -> Behaviour {
+        if !failing {
+            return self;
+        }
+        Behaviour {
+            status: 503,
+            body: Bytes::from_static(b"failing for this region\n"),
+            content_type: "text/plain".into(),
+            ..Behaviour::default()
+        }
+    }
+
     /// Whether the status forbids a body (1xx, 204, 304).
     pub(crate) fn status_has_no_body(status: u16) -> bool {
         (100..200).contains(&status) || status == 204 || status == 304

@@ -54,7 +54,8 @@ pub(super) async fn serve<S: Transport>(mut stream: S, counters: Arc<Counters>) 
         if discard_body(&mut stream, &mut buf, &head).await.is_err() {
             return;
         }
-        match respond(&mut stream, &head).await {
+        let failing = counters.fails_for(head.user_agent.as_deref());
+        match respond(&mut stream, &head, failing).await {
             Ok(After::KeepAlive) => continue,
             Ok(After::Close) => {
                 // Graceful: FIN (and close_notify under TLS), not a reset.
@@ -83,9 +84,9 @@ enum Framing {
     None,
 }
 
-async fn respond<S: Transport>(stream: &mut S, request: &RequestHead) -> io::Result<After> {
+async fn respond<S: Transport>(stream: &mut S, request: &RequestHead, failing: bool) -> io::Result<After> {
     let (_path, query) = split_target(&request.target);
-    let behaviour = match Behaviour::from_query(query) {
+    let behaviour = match Behaviour::from_query(query).map(|b| b.failing_if(failing)) {
         Ok(behaviour) => behaviour,
         Err(message) => {
             write_error(stream, 400, &message).await?;
@@ -273,6 +274,7 @@ struct RequestHead {
     chunked_body: bool,
     connection_close: bool,
     connection_keep_alive: bool,
+    user_agent: Option<String>,
 }
 
 impl RequestHead {
@@ -338,6 +340,7 @@ fn parse_head(bytes: &[u8]) -> Option<RequestHead> {
         chunked_body: false,
         connection_close: false,
         connection_keep_alive: false,
+        user_agent: None,
     };
     for line in lines {
         let (name, value) = line.split_once(':')?;
@@ -346,6 +349,8 @@ fn parse_head(bytes: &[u8]) -> Option<RequestHead> {
             head.content_length = Some(value.parse().ok()?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             head.chunked_body |= value.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            head.user_agent = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 head.connection_close |= token.eq_ignore_ascii_case("close");

@@ -54,7 +54,9 @@ async fn respond(
     tasks: TaskSet,
 ) -> Result<Response<Body>, ResetStream> {
     counters.count_request();
-    let behaviour = match Behaviour::from_query(request.uri().query()) {
+    let agent = request.headers().get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let failing = counters.fails_for(agent);
+    let behaviour = match Behaviour::from_query(request.uri().query()).map(|b| b.failing_if(failing)) {
         Ok(behaviour) => behaviour,
         Err(message) => return Ok(plain(400, format!("vantage-tests: {message}\n"))),
     };

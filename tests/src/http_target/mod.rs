@@ -146,6 +146,20 @@ impl HttpTarget {
     pub fn requests(&self) -> u64 {
         self.counters.requests.load(Ordering::SeqCst)
     }
+
+    /// From now on, requests from probes of these regions (named by
+    /// `region=R` in their User-Agent, as the agent sends it) get `503`
+    /// whatever the query asks; an empty list heals every region.
+    pub fn fail_regions(&self, regions: &[&str]) {
+        let mut failing = self.counters.failing_regions.lock().unwrap_or_else(|e| e.into_inner());
+        *failing = regions.iter().map(|r| r.to_string()).collect();
+    }
+
+    /// The User-Agent values of recent requests, oldest first (at most 256).
+    pub fn user_agents(&self) -> Vec<String> {
+        let seen = self.counters.user_agents.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter().cloned().collect()
+    }
 }
 
 impl Drop for HttpTarget {
@@ -154,16 +168,44 @@ impl Drop for HttpTarget {
     }
 }
 
+/// The most User-Agent values remembered (the newest kept).
+const USER_AGENTS_KEPT: usize = 256;
+
 #[derive(Debug, Default)]
 struct Counters {
     connections: AtomicU64,
     requests: AtomicU64,
+    /// Regions whose probes get a 503 (by `region=R` in their User-Agent).
+    failing_regions: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Recent User-Agent values, oldest first.
+    user_agents: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Counters {
     fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::SeqCst);
     }
+
+    /// Notes a request's User-Agent; true when its region is told to fail.
+    fn fails_for(&self, user_agent: Option<&str>) -> bool {
+        let Some(agent) = user_agent else { return false };
+        {
+            let mut seen = self.user_agents.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.len() == USER_AGENTS_KEPT {
+                seen.pop_front();
+            }
+            seen.push_back(agent.to_string());
+        }
+        let failing = self.failing_regions.lock().unwrap_or_else(|e| e.into_inner());
+        region_of(agent).is_some_and(|region| failing.contains(region))
+    }
+}
+
+/// The `R` of `region=R` in a `vantage-probe/V (region=R; probe=P)` agent.
+fn region_of(user_agent: &str) -> Option<&str> {
+    let start = user_agent.find("region=")? + "region=".len();
+    let rest = &user_agent[start..];
+    Some(&rest[..rest.find([';', ')']).unwrap_or(rest.len())])
 }
 
 /// What every connection task needs.
