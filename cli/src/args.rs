@@ -194,6 +194,17 @@ pub struct EndpointSettings {
     /// before the probe reports it, so one lost packet is not Down.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=3))]
     pub retries: Option<u32>,
+    /// Regions that must see it down for an outage (default: a majority of
+    /// its regions, at least 2 where it has 2 or more).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub quorum: Option<u32>,
+    /// Rounds below the quorum that resolve an outage (1 to 20, default 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub recovery_rounds: Option<u32>,
+    /// How long the quorum must hold before an outage opens (e.g. 1m;
+    /// default: at once; 0s clears it).
+    #[arg(long, value_name = "DUR", value_parser = timefmt::parse_duration)]
+    pub min_failure: Option<Duration>,
     /// Time between checks, 1s to 24h (e.g. 30s, 5m).
     #[arg(long, value_name = "DUR", value_parser = parse_interval)]
     pub interval: Option<Duration>,

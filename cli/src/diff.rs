@@ -441,6 +441,12 @@ pub fn endpoint_changes(from: &EndpointSpec, to: &EndpointSpec) -> Vec<String> {
     field("labels", labels_text(&from.labels), labels_text(&to.labels));
     field("paused", from.paused.to_string(), to.paused.to_string());
     field("retries", from.retries.to_string(), to.retries.to_string());
+    let quorum = |q: Option<u32>| q.map_or_else(|| "majority".to_string(), |q| q.to_string());
+    field("quorum", quorum(from.quorum), quorum(to.quorum));
+    field("recovery_rounds", from.recovery_rounds.to_string(), to.recovery_rounds.to_string());
+    let at_once =
+        |d: Option<std::time::Duration>| d.map_or_else(|| "none".into(), crate::timefmt::format_duration);
+    field("min_failure", at_once(from.min_failure), at_once(to.min_failure));
     expect_changes(&from.expect, &to.expect, &mut field);
     changes
 }

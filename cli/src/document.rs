@@ -14,6 +14,9 @@
 //!     labels: {team: core}
 //!     paused: false          # omitted: left as it is
 //!     retries: 1             # re-checks of a failure before it counts (0-3)
+//!     quorum: 2              # regions down for an outage (default: a majority, >= 2)
+//!     recovery_rounds: 2     # rounds below the quorum that resolve it
+//!     min_failure: 1m        # how long the quorum must hold first (default: at once)
 //!     expect:
 //!       status: "200-299"
 //!       body_contains: [ok]
@@ -109,6 +112,15 @@ pub struct EndpointDoc {
     /// Immediate re-checks of a failure (0 to 3); omitted: 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// Regions that must see it down for an outage; omitted: a majority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    /// Rounds below the quorum that resolve an outage; omitted: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_rounds: Option<u32>,
+    /// How long the quorum must hold before an outage opens; omitted: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_failure: Option<Dur>,
     /// Expectations.
     #[serde(default, skip_serializing_if = "Expectations::is_empty")]
     pub expect: Expectations,
@@ -354,6 +366,11 @@ impl EndpointDoc {
                 labels: self.labels,
                 paused: self.paused.unwrap_or(false),
                 retries: self.retries.unwrap_or(vantage_core::endpoint::DEFAULT_RETRIES),
+                quorum: self.quorum,
+                recovery_rounds: self
+                    .recovery_rounds
+                    .unwrap_or(vantage_core::agreement::DEFAULT_RECOVERY_ROUNDS),
+                min_failure: self.min_failure.map(|d| d.0).filter(|d| !d.is_zero()),
             },
         }
     }

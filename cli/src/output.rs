@@ -68,6 +68,9 @@ pub fn endpoint_details(e: &Endpoint) -> String {
         ("allow private", yes_no(s.allow_private)),
         ("paused", yes_no(s.paused)),
         ("retries", s.retries.to_string()),
+        ("quorum", s.quorum.map_or_else(|| "majority".to_string(), |q| q.to_string())),
+        ("recover after", format!("{} rounds", s.recovery_rounds)),
+        ("min failure", s.min_failure.map_or_else(|| "none".to_string(), crate::timefmt::format_duration)),
         ("labels", labels_text(&s.labels)),
     ];
     lines.extend(expectation_lines(&s.expect));

@@ -30,6 +30,11 @@ pub const MAX_TIMEOUT_MS: u64 = crate::spec::MAX_TIMEOUT.as_millis() as u64;
 pub const DEFAULT_INTERVAL_MS: u64 = 60_000;
 /// The default check timeout.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// The most rounds below the quorum an endpoint may ask for before an
+/// outage resolves.
+pub const MAX_RECOVERY_ROUNDS: u32 = 20;
+/// The longest minimum failure duration.
+pub const MAX_MIN_FAILURE: Duration = Duration::from_secs(3600);
 /// How many times a probe checks a failure again at once, by default,
 /// before it reports it: a single lost packet does not count as Down.
 pub const DEFAULT_RETRIES: u32 = 1;
@@ -84,10 +89,25 @@ pub struct EndpointSpec {
     /// (0 to 3, default 1).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Regions that must see the endpoint down for an outage; `None`: a
+    /// majority of its regions, at least 2 where it has 2 or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    /// Rounds below the quorum that resolve an outage (1 to 20, default 2).
+    #[serde(default = "default_recovery_rounds")]
+    pub recovery_rounds: u32,
+    /// How long the quorum must hold before an outage opens (at most 1 h);
+    /// `None`: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_text::duration")]
+    pub min_failure: Option<Duration>,
 }
 
 fn default_retries() -> u32 {
     DEFAULT_RETRIES
+}
+
+fn default_recovery_rounds() -> u32 {
+    crate::agreement::DEFAULT_RECOVERY_ROUNDS
 }
 
 impl EndpointSpec {
@@ -106,6 +126,34 @@ impl EndpointSpec {
             labels: Labels::new(),
             paused: false,
             retries: DEFAULT_RETRIES,
+            quorum: None,
+            recovery_rounds: crate::agreement::DEFAULT_RECOVERY_ROUNDS,
+            min_failure: None,
+        }
+    }
+
+    /// The agreement rules for this endpoint when it is checked from
+    /// `regions` regions.
+    pub fn rules(&self, regions: usize) -> crate::agreement::Rules {
+        crate::agreement::Rules {
+            quorum: crate::agreement::quorum(regions, self.quorum),
+            recovery_rounds: self.recovery_rounds.max(1),
+            min_failure: self.min_failure.unwrap_or_default(),
+        }
+    }
+
+    /// Checks the quorum against the number of regions the endpoint is
+    /// checked from (its own list, or every region of the mesh).
+    pub fn check_quorum(&self, regions: usize) -> Result<(), ValidationError> {
+        match self.quorum {
+            Some(quorum) if quorum == 0 || quorum as usize > regions => {
+                Err(ValidationError::InvalidAgreement {
+                    reason: format!(
+                        "quorum {quorum} must be between 1 and the {regions} region(s) the endpoint is checked from"
+                    ),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -126,6 +174,24 @@ impl EndpointSpec {
         }
         if self.retries > crate::spec::MAX_RETRIES {
             return Err(ValidationError::InvalidRetries { retries: self.retries });
+        }
+        if !(1..=MAX_RECOVERY_ROUNDS).contains(&self.recovery_rounds) {
+            return Err(ValidationError::InvalidAgreement {
+                reason: format!(
+                    "recovery_rounds {} must be between 1 and {MAX_RECOVERY_ROUNDS}",
+                    self.recovery_rounds
+                ),
+            });
+        }
+        if self.min_failure.is_some_and(|d| d > MAX_MIN_FAILURE) {
+            return Err(ValidationError::InvalidAgreement {
+                reason: "min_failure must be at most 1h".into(),
+            });
+        }
+        if !self.regions.is_empty() {
+            self.check_quorum(self.regions.len())?;
+        } else if self.quorum == Some(0) {
+            self.check_quorum(0)?;
         }
         self.expect.compile()?;
         self.regions.iter().try_for_each(|region| validate::region_name(region))?;

@@ -80,6 +80,13 @@ pub enum ValidationError {
         /// The number given.
         retries: u32,
     },
+    /// An agreement setting (quorum, recovery rounds, minimum failure
+    /// duration) is out of range.
+    #[error("invalid agreement rule: {reason}")]
+    InvalidAgreement {
+        /// What is wrong.
+        reason: String,
+    },
     /// An expectation does not parse or breaks a limit.
     #[error("{reason}")]
     InvalidAssertion {

@@ -71,6 +71,9 @@ impl From<&EndpointSpec> for pb::EndpointSpec {
             labels: labels_to_wire(&spec.labels),
             paused: spec.paused,
             retries: Some(spec.retries),
+            quorum: spec.quorum,
+            recovery_rounds: Some(spec.recovery_rounds),
+            min_failure_ms: spec.min_failure.map(millis),
         }
     }
 }
@@ -90,6 +93,9 @@ impl From<pb::EndpointSpec> for EndpointSpec {
             labels: spec.labels.into_iter().collect(),
             paused: spec.paused,
             retries: spec.retries.unwrap_or(vantage_core::endpoint::DEFAULT_RETRIES),
+            quorum: spec.quorum,
+            recovery_rounds: spec.recovery_rounds.unwrap_or(vantage_core::agreement::DEFAULT_RECOVERY_ROUNDS),
+            min_failure: spec.min_failure_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
         }
     }
 }

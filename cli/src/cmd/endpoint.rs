@@ -129,6 +129,15 @@ fn apply_settings(spec: &mut EndpointSpec, settings: &EndpointSettings) {
     if let Some(retries) = settings.retries {
         spec.retries = retries;
     }
+    if let Some(quorum) = settings.quorum {
+        spec.quorum = Some(quorum);
+    }
+    if let Some(rounds) = settings.recovery_rounds {
+        spec.recovery_rounds = rounds;
+    }
+    if let Some(limit) = settings.min_failure {
+        spec.min_failure = Some(limit).filter(|d| !d.is_zero());
+    }
     if let Some(public) = settings.public {
         spec.public = public;
     }

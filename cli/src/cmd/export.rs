@@ -50,6 +50,10 @@ pub fn document_from_live(live: &LiveState) -> Document {
                 labels: s.labels,
                 paused: s.paused.then_some(true),
                 retries: (s.retries != vantage_core::endpoint::DEFAULT_RETRIES).then_some(s.retries),
+                quorum: s.quorum,
+                recovery_rounds: (s.recovery_rounds != vantage_core::agreement::DEFAULT_RECOVERY_ROUNDS)
+                    .then_some(s.recovery_rounds),
+                min_failure: s.min_failure.map(Dur),
                 expect: s.expect,
             }
         })

@@ -114,6 +114,10 @@ fn check_spec(
     if let Some(region) = spec.regions.iter().find(|r| !state.tables.regions.contains_key(*r)) {
         return Err(CommandError::UnknownRegion { region: region.clone() });
     }
+    if spec.regions.is_empty() {
+        // Checked from every region: the quorum must fit the mesh's regions.
+        spec.check_quorum(state.tables.regions.len())?;
+    }
     Ok(kind)
 }
 

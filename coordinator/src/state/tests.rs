@@ -915,3 +915,20 @@ fn refusals_keep_their_replicated_form() {
     let json = serde_json::to_string(&other).unwrap();
     assert_eq!(serde_json::from_str::<CommandResponse>(&json).unwrap(), other);
 }
+
+#[test]
+fn a_quorum_larger_than_the_endpoints_regions_is_refused() {
+    let mut state = fixture();
+    let mut spec = endpoint_spec("q", "https://q.example.com/");
+    spec.quorum = Some(4);
+    let before = tables_without_requests(&state);
+    let response = state.apply(&request("q1", Command::AddEndpoint(spec.clone())));
+    assert!(matches!(response, Rejected(E::Invalid(V::InvalidAgreement { .. }))), "{response:?}");
+    assert_eq!(tables_without_requests(&state), before, "nothing changed");
+    spec.regions = ["eu-west".to_string()].into();
+    spec.quorum = Some(2);
+    let response = state.apply(&request("q2", Command::AddEndpoint(spec.clone())));
+    assert!(matches!(response, Rejected(E::Invalid(V::InvalidAgreement { .. }))), "{response:?}");
+    spec.quorum = Some(1);
+    assert!(matches!(state.apply(&request("q3", Command::AddEndpoint(spec))), Applied(_)));
+}
