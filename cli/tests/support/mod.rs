@@ -87,6 +87,8 @@ pub struct FakeState {
 }
 
 #[derive(Debug, Clone)]
+// Short-lived replies of a fake server: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Reply {
     Endpoint(pb::EndpointReply),
     Removed(pb::RemoveReply),
