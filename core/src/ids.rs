@@ -43,6 +43,15 @@ object_id!(
     /// The id of an admin token.
     AdminTokenId
 );
+object_id!(
+    /// The id of an incident (an outage, a degraded or a flapping period).
+    IncidentId
+);
+object_id!(
+    /// The id of one alert delivery: one transition to one webhook. Every
+    /// attempt for it carries the same `webhook-id`.
+    DeliveryId
+);
 
 /// The kinds of objects the mesh holds, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +69,10 @@ pub enum ObjectKind {
     Maintenance,
     /// An admin token.
     AdminToken,
+    /// An incident.
+    Incident,
+    /// An alert delivery.
+    Delivery,
 }
 
 impl fmt::Display for ObjectKind {
@@ -71,6 +84,8 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Webhook => "webhook",
             ObjectKind::Maintenance => "maintenance window",
             ObjectKind::AdminToken => "admin token",
+            ObjectKind::Incident => "incident",
+            ObjectKind::Delivery => "alert delivery",
         })
     }
 }

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::admin_tokens::AdminTokenSpec;
 use super::ids::{AdminTokenId, EndpointId, MaintenanceId, ProbeId, UnixMillis, WebhookId};
+use super::ids::{DeliveryId, IncidentId};
+use super::incidents::{DeliveryRecord, TransitionRecord};
 use super::ingest::IngestEntry;
 use super::probes::{ProbeSpec, TokenHash};
 use vantage_core::endpoint::EndpointSpec;
@@ -189,6 +191,12 @@ pub enum Command {
         /// One entry per probe that sent results.
         entries: Vec<IngestEntry>,
     },
+    /// Records a transition agreement decided on the leader: the endpoint's
+    /// state, the incidents it opens or resolves, and one pending delivery
+    /// per matching webhook, together.
+    RecordTransition(TransitionRecord),
+    /// Records how a delivery attempt ended.
+    RecordDelivery(DeliveryRecord),
 }
 
 /// What applying one log entry produced.
@@ -338,6 +346,22 @@ pub enum Outcome {
         /// False when it already was.
         changed: bool,
     },
+    /// A transition was recorded.
+    TransitionRecorded {
+        /// The incident it opened.
+        opened: Option<IncidentId>,
+        /// The incidents it resolved.
+        resolved: Vec<IncidentId>,
+        /// The deliveries it queued.
+        deliveries: Vec<DeliveryId>,
+    },
+    /// A delivery attempt was recorded.
+    DeliveryRecorded {
+        /// The delivery.
+        id: DeliveryId,
+        /// False when the delivery had already finished.
+        changed: bool,
+    },
     /// An ingest checkpoint was recorded.
     IngestRecorded {
         /// Numbers the ledger already had (zero unless a result was
@@ -435,6 +459,17 @@ pub enum CommandError {
         probe_region: String,
         /// The region of the pin.
         region: String,
+    },
+    /// A transition from a state other than the recorded one (a leader
+    /// acting on an out-of-date view).
+    #[error("endpoint {endpoint} is recorded as {}, not {}; the transition is stale", recorded.as_str(), from.as_str())]
+    StaleTransition {
+        /// The endpoint.
+        endpoint: u64,
+        /// Its recorded state.
+        recorded: vantage_core::agreement::State,
+        /// The state the transition starts from.
+        from: vantage_core::agreement::State,
     },
     /// A specification breaks the rules of its kind (names, URLs,
     /// intervals, expectations, labels, secrets, windows). Replicated in

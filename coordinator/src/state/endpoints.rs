@@ -88,13 +88,18 @@ pub(super) fn set_endpoint_paused(
 
 /// Applies [`Command::RemoveEndpoint`](super::Command::RemoveEndpoint); the
 /// endpoint also leaves every maintenance window that named it.
-pub(super) fn remove_endpoint(state: &mut MeshState, id: EndpointId) -> Result<Outcome, CommandError> {
+pub(super) fn remove_endpoint(
+    state: &mut MeshState,
+    at: UnixMillis,
+    id: EndpointId,
+) -> Result<Outcome, CommandError> {
     let endpoint = state.tables.endpoints.remove(&id).ok_or_else(|| not_found(id))?;
     state.endpoint_names.remove(&endpoint.spec.name);
     for window in state.tables.maintenance.values_mut() {
         window.spec.endpoints.remove(&id);
     }
     super::pins::forget_endpoint(state, id);
+    super::incidents::forget_endpoint(state, id, at);
     Ok(Outcome::EndpointRemoved { id })
 }
 

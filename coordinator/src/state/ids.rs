@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use vantage_core::ids::{AdminTokenId, EndpointId, MaintenanceId, ProbeId, WebhookId};
+pub use vantage_core::ids::{
+    AdminTokenId, DeliveryId, EndpointId, IncidentId, MaintenanceId, ProbeId, WebhookId,
+};
 pub use vantage_core::time::UnixMillis;
 
 /// The last id assigned for each kind of object (0: none yet).
@@ -24,6 +26,12 @@ pub struct IdCounters {
     pub maintenance: u64,
     /// Last admin token id assigned.
     pub admin_token: u64,
+    /// Last incident id assigned.
+    #[serde(default)]
+    pub incident: u64,
+    /// Last delivery id assigned.
+    #[serde(default)]
+    pub delivery: u64,
 }
 
 impl IdCounters {
@@ -45,6 +53,16 @@ impl IdCounters {
     /// Assigns the next maintenance window id.
     pub fn next_maintenance(&mut self) -> MaintenanceId {
         MaintenanceId(bump(&mut self.maintenance))
+    }
+
+    /// Assigns the next incident id.
+    pub fn next_incident(&mut self) -> IncidentId {
+        IncidentId(bump(&mut self.incident))
+    }
+
+    /// Assigns the next delivery id.
+    pub fn next_delivery(&mut self) -> DeliveryId {
+        DeliveryId(bump(&mut self.delivery))
     }
 
     /// Assigns the next admin token id.

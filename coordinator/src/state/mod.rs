@@ -13,6 +13,9 @@
 //!   [`maintenance`], [`admin_tokens`];
 //! - [`cluster`]: the coordinator cluster's own bookkeeping (ids of removed
 //!   nodes, never reused);
+//! - [`incidents`]: agreement's decisions: each endpoint's agreed state,
+//!   incidents with their evidence, and the alert outbox (deliveries and
+//!   their outcomes);
 //! - [`ingest`]: the ledger of result sequence numbers each probe had
 //!   processed, which makes result delivery exactly-once across leaders;
 //! - [`command`]: [`Request`], [`Command`], [`CommandResponse`];
@@ -33,6 +36,7 @@ pub mod command;
 pub mod endpoints;
 pub mod idempotency;
 pub mod ids;
+pub mod incidents;
 pub mod ingest;
 pub mod maintenance;
 pub mod pins;
@@ -56,7 +60,14 @@ pub use self::command::{
     Command, CommandError, CommandResponse, IdempotencyKey, ObjectKind, Outcome, Request,
 };
 pub use self::endpoints::Endpoint;
-pub use self::ids::{AdminTokenId, EndpointId, IdCounters, MaintenanceId, ProbeId, UnixMillis, WebhookId};
+pub use self::ids::{
+    AdminTokenId, DeliveryId, EndpointId, IdCounters, IncidentId, MaintenanceId, ProbeId, UnixMillis,
+    WebhookId,
+};
+pub use self::incidents::{
+    Delivery, DeliveryOutcome, DeliveryRecord, DeliveryStatus, EndpointStatus, Incident, IncidentKind,
+    TransitionRecord,
+};
 pub use self::ingest::{IngestEntry, ProbeLedger, SeqRanges};
 pub use self::maintenance::MaintenanceWindow;
 pub use self::pins::EndpointPins;
@@ -106,6 +117,15 @@ struct Tables {
     /// Per probe, the result sequence numbers processed.
     #[serde(default)]
     ingest: BTreeMap<ProbeId, ingest::ProbeLedger>,
+    /// Each endpoint's agreed state (endpoints never decided are absent).
+    #[serde(default)]
+    agreement: BTreeMap<EndpointId, incidents::EndpointStatus>,
+    /// Incidents, open and recently resolved.
+    #[serde(default)]
+    incidents: BTreeMap<IncidentId, incidents::Incident>,
+    /// The alert outbox: pending and recently finished deliveries.
+    #[serde(default)]
+    deliveries: BTreeMap<DeliveryId, incidents::Delivery>,
 }
 
 impl MeshState {
@@ -154,7 +174,7 @@ impl MeshState {
             Command::SetEndpointPaused { id, paused } => {
                 endpoints::set_endpoint_paused(self, at, *id, *paused)
             }
-            Command::RemoveEndpoint { id } => endpoints::remove_endpoint(self, *id),
+            Command::RemoveEndpoint { id } => endpoints::remove_endpoint(self, at, *id),
             Command::RegisterProbe(spec) => probes::register_probe(self, at, spec),
             Command::SetProbeWeight { id, weight } => probes::set_probe_weight(self, at, *id, *weight),
             Command::SetProbeDrained { id, drained } => probes::set_probe_drained(self, at, *id, *drained),
@@ -177,6 +197,8 @@ impl MeshState {
             }
             Command::RetireNode { node_id } => Ok(cluster::retire_node(self, *node_id)),
             Command::RecordIngest { entries } => Ok(ingest::record_ingest(self, at, entries)),
+            Command::RecordTransition(record) => incidents::record_transition(self, record),
+            Command::RecordDelivery(record) => incidents::record_delivery(self, record),
         }
     }
 
@@ -242,6 +264,21 @@ impl MeshState {
     /// Per probe, which result sequence numbers were processed.
     pub fn ingest(&self) -> &BTreeMap<ProbeId, ProbeLedger> {
         &self.tables.ingest
+    }
+
+    /// Each endpoint's agreed state, as last recorded.
+    pub fn agreement(&self) -> &BTreeMap<EndpointId, incidents::EndpointStatus> {
+        &self.tables.agreement
+    }
+
+    /// Incidents, open and resolved within the retention.
+    pub fn incidents(&self) -> &BTreeMap<IncidentId, incidents::Incident> {
+        &self.tables.incidents
+    }
+
+    /// Alert deliveries, pending and recently finished.
+    pub fn deliveries(&self) -> &BTreeMap<DeliveryId, incidents::Delivery> {
+        &self.tables.deliveries
     }
 
     /// The last id assigned for each kind of object.

@@ -779,7 +779,7 @@ fn snapshots_of_unknown_versions_or_shapes_are_refused() {
         ),
         (b"not json", "snapshot is not a versioned JSON document: expected ident at line 1 column 2"),
         (br#"{"state":{}}"#, "snapshot is not a versioned JSON document: missing field `version` at line 1 column 12"),
-        (br#"{"version":1,"state":{"incidents":[]}}"#, "snapshot state (format version 1) does not decode: unknown field `incidents`"),
+        (br#"{"version":1,"state":{"rollups":[]}}"#, "snapshot state (format version 1) does not decode: unknown field `rollups`"),
     ];
     for (bytes, want) in cases {
         let error = snapshot::decode(bytes).unwrap_err();
@@ -931,4 +931,126 @@ fn a_quorum_larger_than_the_endpoints_regions_is_refused() {
     assert!(matches!(response, Rejected(E::Invalid(V::InvalidAgreement { .. }))), "{response:?}");
     spec.quorum = Some(1);
     assert!(matches!(state.apply(&request("q3", Command::AddEndpoint(spec))), Applied(_)));
+}
+
+fn transition(endpoint: u64, from: State, to: State, at: u64, alert: bool) -> Command {
+    Command::RecordTransition(TransitionRecord {
+        endpoint: EndpointId(endpoint),
+        from,
+        to,
+        at: UnixMillis(T0.0 + at),
+        alert,
+        evidence: vec![RegionEvidence {
+            region: "eu-west".into(),
+            verdict: Verdict::Down(vantage_core::result::ErrorKind::Timeout),
+            probes: Vec::new(),
+        }],
+    })
+}
+
+use vantage_core::agreement::{RegionEvidence, State, Verdict};
+
+#[test]
+fn a_transition_opens_an_incident_and_queues_one_delivery_per_matching_webhook() {
+    let mut state = fixture();
+    // Webhook 2 wants only degraded alerts; webhook 3 only endpoints labelled team=db.
+    let mut degraded_only = webhook_spec("deg", "https://hooks.example.com/deg");
+    degraded_only.events = [AlertEvent::Degraded].into();
+    let mut db_only = webhook_spec("db", "https://hooks.example.com/db");
+    db_only.labels = [("team".to_string(), "db".to_string())].into();
+    for (key, spec) in [("w2", degraded_only), ("w3", db_only)] {
+        assert!(matches!(state.apply(&request(key, Command::AddWebhook(spec))), Applied(_)));
+    }
+    let opened = state.apply(&request("t1", transition(2, State::Unknown, State::Down, 1_000, true)));
+    let Applied(Outcome::TransitionRecorded { opened: Some(incident), resolved, deliveries }) = opened else {
+        panic!("{opened:?}")
+    };
+    assert!(resolved.is_empty());
+    assert_eq!(deliveries.len(), 1, "only webhook 1 matches an outage of an unlabelled endpoint");
+    let delivery = &state.deliveries()[&deliveries[0]];
+    assert_eq!(
+        (delivery.webhook, delivery.event, delivery.incident),
+        (WebhookId(1), AlertEvent::OutageOpened, incident)
+    );
+    assert!(matches!(delivery.status, DeliveryStatus::Pending { .. }));
+    assert_eq!(state.agreement()[&EndpointId(2)].state, State::Down);
+    assert_eq!(state.incidents()[&incident].kind, IncidentKind::Outage);
+    assert_eq!(state.incidents()[&incident].opened_evidence.len(), 1, "the evidence is kept");
+
+    // A stale transition (from a state not recorded) changes nothing.
+    let before = tables_without_requests(&state);
+    let stale = state.apply(&request("t2", transition(2, State::Up, State::Degraded, 2_000, true)));
+    assert!(matches!(stale, Rejected(E::StaleTransition { .. })), "{stale:?}");
+    assert_eq!(tables_without_requests(&state), before);
+
+    // Resolution: the same incident, resolved, one outage_resolved.
+    let resolved = state.apply(&request("t3", transition(2, State::Down, State::Up, 3_000, true)));
+    let Applied(Outcome::TransitionRecorded { opened: None, resolved, deliveries }) = resolved else {
+        panic!("{resolved:?}")
+    };
+    assert_eq!(resolved, [incident]);
+    assert_eq!(state.deliveries()[&deliveries[0]].event, AlertEvent::OutageResolved);
+    assert_eq!(state.deliveries()[&deliveries[0]].incident, incident);
+    assert_eq!(state.incidents()[&incident].resolved_at, Some(UnixMillis(T0.0 + 3_000)));
+    assert!(state.agreement()[&EndpointId(2)].open.is_empty());
+}
+
+#[test]
+fn transitions_inside_maintenance_are_recorded_without_deliveries() {
+    let mut state = fixture();
+    let response = state.apply(&request("t1", transition(2, State::Unknown, State::Down, 0, false)));
+    let Applied(Outcome::TransitionRecorded { opened: Some(_), deliveries, .. }) = response else {
+        panic!("{response:?}")
+    };
+    assert!(deliveries.is_empty());
+    let response = state.apply(&request("t2", transition(2, State::Down, State::Maintenance, 10, false)));
+    let Applied(Outcome::TransitionRecorded { resolved, .. }) = response else { panic!("{response:?}") };
+    assert!(resolved.is_empty(), "maintenance keeps the open incident");
+}
+
+#[test]
+fn delivery_outcomes_are_recorded_once_final() {
+    let mut state = fixture();
+    let Applied(Outcome::TransitionRecorded { deliveries, .. }) =
+        state.apply(&request("t1", transition(2, State::Unknown, State::Down, 0, true)))
+    else {
+        panic!()
+    };
+    let id = deliveries[0];
+    let record = |attempts, outcome| {
+        Command::RecordDelivery(DeliveryRecord { delivery: id, attempts, at: UnixMillis(T0.0 + 5), outcome })
+    };
+    let retry = DeliveryOutcome::Retry { error: "HTTP 500".into(), next_attempt_at: UnixMillis(T0.0 + 500) };
+    assert!(matches!(
+        state.apply(&request("d1", record(1, retry))),
+        Applied(Outcome::DeliveryRecorded { changed: true, .. })
+    ));
+    let d = &state.deliveries()[&id];
+    assert_eq!((d.attempts, d.last_error.as_deref()), (1, Some("HTTP 500")));
+    assert_eq!(d.status, DeliveryStatus::Pending { next_attempt_at: UnixMillis(T0.0 + 500) });
+    assert!(matches!(state.apply(&request("d2", record(2, DeliveryOutcome::Delivered))), Applied(_)));
+    assert_eq!(state.deliveries()[&id].status, DeliveryStatus::Delivered { at: UnixMillis(T0.0 + 5) });
+    let late = state.apply(&request("d3", record(2, DeliveryOutcome::Failed { error: "late".into() })));
+    assert!(
+        matches!(late, Applied(Outcome::DeliveryRecorded { changed: false, .. })),
+        "the first final outcome stands"
+    );
+    let unknown = Command::RecordDelivery(DeliveryRecord {
+        delivery: DeliveryId(99),
+        attempts: 1,
+        at: T0,
+        outcome: DeliveryOutcome::Delivered,
+    });
+    assert!(matches!(state.apply(&request("d4", unknown)), Rejected(E::NotFound { .. })));
+}
+
+#[test]
+fn removing_an_endpoint_resolves_its_open_incidents_and_snapshots_keep_them() {
+    let mut state = fixture();
+    state.apply(&request("t1", transition(2, State::Unknown, State::Degraded, 0, true)));
+    let bytes = snapshot::encode(&state).unwrap();
+    assert_eq!(snapshot::decode(&bytes).unwrap(), state, "agreement, incidents and deliveries round-trip");
+    assert!(matches!(state.apply(&request("rm", Command::RemoveEndpoint { id: EndpointId(2) })), Applied(_)));
+    assert!(state.agreement().get(&EndpointId(2)).is_none());
+    assert!(state.incidents().values().all(|i| i.resolved_at.is_some()));
 }
