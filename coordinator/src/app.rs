@@ -20,6 +20,7 @@ use crate::admin::{
     AdminApi, AdminError, Cluster, ClusterError, ClusterStatus, LiveProbe, LiveShards, ProbeDirectory,
     ShardDirectory,
 };
+use crate::agreement;
 use crate::auth::AdminAuth;
 use crate::config::Config;
 use crate::http::HttpState;
@@ -91,14 +92,31 @@ pub async fn run(
     .await?;
     let tasks = TaskTracker::new();
     let latest = Arc::new(MemorySink::new(RECENT_RESULTS_PER_ENDPOINT));
-    let consumers = FanOut::new().subscribe("latest", latest.clone());
+    let agreement_latest = Arc::new(agreement::Latest::new());
+    let consumers =
+        FanOut::new().subscribe("latest", latest.clone()).subscribe("agreement", agreement_latest.clone());
+    let mesh_node: Arc<dyn crate::mesh::MeshNode> = Arc::new(node.clone());
     let mesh = Mesh::start(
-        Arc::new(node.clone()),
+        mesh_node.clone(),
         Arc::new(SystemWallClock),
         Arc::new(consumers),
         config.mesh.options(),
         shutdown.child_token(),
     );
+    let runner = agreement::Runner::new(
+        mesh_node,
+        mesh.clone(),
+        Arc::new(SystemWallClock),
+        agreement_latest,
+        agreement::AgreementOptions::default(),
+    );
+    tasks.spawn({
+        let shutdown = shutdown.child_token();
+        async move {
+            runner.run(shutdown).await;
+            Ok::<(), AppError>(())
+        }
+    });
     let api = AdminApi::new(Arc::new(NodeCluster(node.clone())), Arc::new(auth), Arc::new(SystemWallClock))
         .with_probe_directory(Arc::new(MeshDirectory(mesh.clone())))
         .with_shard_directory(Arc::new(MeshDirectory(mesh.clone())));

@@ -24,6 +24,9 @@
 //! - [`mesh`]: probes' streams on the leader (`ProbeService`), their
 //!   assignments (weighted rendezvous per region), result validation,
 //!   exactly-once ingest checkpoints, check-now.
+//! - [`agreement`]: the leader's agreement runner: the latest results per
+//!   probe, confirmation check-nows, one [`vantage_core::agreement`] step
+//!   per endpoint and round, transitions committed through Raft.
 //! - [`results`]: where accepted results go: [`results::ResultSink`],
 //!   [`results::FanOut`], [`results::MemorySink`].
 //! - [`sinks`]: outputs that leave the process, split by concern (retry
@@ -45,6 +48,7 @@
 //!   else) and demo targets, for trying Vantage out.
 
 pub mod admin;
+pub mod agreement;
 pub mod app;
 pub mod auth;
 pub mod certs;

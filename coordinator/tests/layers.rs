@@ -23,6 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("mesh", &["state", "node", "auth", "results"]),
     ("admin", &["state", "node", "raft", "mesh", "auth", "results"]),
     ("http", &["state", "node", "results", "listener"]),
+    ("agreement", &["state", "mesh", "results"]),
 ];
 
 #[test]

@@ -60,6 +60,20 @@ impl MaintenanceSpec {
         validate::labels(&self.labels)
     }
 
+    /// Whether the window covers an endpoint (by id, or by carrying all the
+    /// window's labels; a window naming neither covers every endpoint) at
+    /// `now`.
+    pub fn covers(&self, endpoint: EndpointId, labels: &Labels, now: UnixMillis) -> bool {
+        if now < self.starts_at || now >= self.ends_at {
+            return false;
+        }
+        if self.endpoints.is_empty() && self.labels.is_empty() {
+            return true;
+        }
+        self.endpoints.contains(&endpoint)
+            || (!self.labels.is_empty() && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    }
+
     /// Refuses a window that is already over at `now`.
     pub fn check_not_over(&self, now: UnixMillis) -> Result<(), ValidationError> {
         if self.ends_at <= now {
@@ -95,6 +109,21 @@ mod tests {
         assert!(MaintenanceSpec { reason: "line\nline".into(), ..window(1, 2) }.validate().is_ok());
         assert!(window(1, 2).check_not_over(UnixMillis(2)).unwrap_err().to_string().contains("already over"));
         assert!(window(1, 3).check_not_over(UnixMillis(2)).is_ok());
+    }
+
+    #[test]
+    fn windows_cover_by_id_by_labels_or_everything_while_open() {
+        let team: Labels = [("team".to_string(), "db".to_string())].into();
+        let all = window(10, 20);
+        assert!(all.covers(EndpointId(1), &Labels::new(), UnixMillis(10)));
+        assert!(!all.covers(EndpointId(1), &Labels::new(), UnixMillis(20)), "the end is exclusive");
+        assert!(!all.covers(EndpointId(1), &Labels::new(), UnixMillis(9)));
+        let by_id = MaintenanceSpec { endpoints: [EndpointId(2)].into(), ..window(10, 20) };
+        assert!(by_id.covers(EndpointId(2), &Labels::new(), UnixMillis(15)));
+        assert!(!by_id.covers(EndpointId(1), &team, UnixMillis(15)));
+        let by_label = MaintenanceSpec { labels: team.clone(), ..window(10, 20) };
+        assert!(by_label.covers(EndpointId(7), &team, UnixMillis(15)));
+        assert!(!by_label.covers(EndpointId(7), &Labels::new(), UnixMillis(15)));
     }
 
     #[test]

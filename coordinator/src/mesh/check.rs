@@ -94,6 +94,16 @@ impl Mesh {
     }
 }
 
+impl Mesh {
+    /// Asks every probe assigned to `endpoint_id` to check it now, without
+    /// waiting: the results arrive as any other (the agreement runner's
+    /// confirmation round). Fails when this node does not lead or the
+    /// endpoint is not placed.
+    pub fn request_check(&self, endpoint_id: u64) -> Result<CheckNowTicket, MeshError> {
+        self.send_check_now(endpoint_id, self.next_request_id())
+    }
+}
+
 /// Puts a ticket and the results that answered it together, region by region.
 fn report(
     endpoint_id: u64,
