@@ -3,8 +3,8 @@
 //!
 //! It starts a single-node, plaintext coordinator (the real runtime,
 //! [`crate::app::run`]) with its data in a fresh temporary directory (or
-//! `--data-dir`), serves three demo targets on loopback (healthy, slow,
-//! flaky), preloads regions `dev-eu`, `dev-us` and `dev-ap`, one probe token
+//! `--data-dir`), serves four demo targets on loopback (healthy, slow,
+//! flaky, and one down for 40 s every 3 minutes), preloads regions `dev-eu`, `dev-us` and `dev-ap`, one probe token
 //! per region and the demo endpoints through the real AdminService (a gRPC
 //! client to its own API address, with the admin token), then runs three
 //! probe agents in-process ([`vantage_probe::agent::client::run`]), one per
@@ -43,6 +43,13 @@ pub const REGIONS: [&str; 3] = ["dev-eu", "dev-us", "dev-ap"];
 pub const SLOW_DELAY: Duration = Duration::from_millis(300);
 /// The flaky demo target answers 500 to one request in this many.
 pub const FLAKY_ONE_IN: u64 = 5;
+/// The outage demo's cycle: it answers 503 from `OUTAGE_AFTER` to
+/// `OUTAGE_AFTER + OUTAGE_FOR` into every cycle since dev mode started.
+pub const OUTAGE_CYCLE: Duration = Duration::from_secs(180);
+/// When into each cycle the outage demo goes down.
+pub const OUTAGE_AFTER: Duration = Duration::from_secs(60);
+/// How long the outage demo stays down.
+pub const OUTAGE_FOR: Duration = Duration::from_secs(40);
 /// How often each demo endpoint is checked.
 pub const DEMO_INTERVAL: Duration = Duration::from_secs(2);
 /// How long the node may take to elect itself and accept the preload.
@@ -75,10 +82,11 @@ struct Demo {
     what: &'static str,
 }
 
-const DEMOS: [Demo; 3] = [
+const DEMOS: [Demo; 4] = [
     Demo { name: "demo-healthy", path: "/healthy", what: "200 at once" },
     Demo { name: "demo-slow", path: "/slow", what: "200 after 300 ms" },
     Demo { name: "demo-flaky", path: "/flaky", what: "500 on 1 request in 5" },
+    Demo { name: "demo-outage", path: "/outage", what: "down 40 s every 3 min, from 1 min after start" },
 ];
 
 /// Runs dev mode until `shutdown` is cancelled; returns an error when the
@@ -440,6 +448,7 @@ impl DemoServer {
             TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.context("binding the demo targets")?;
         let addr = listener.local_addr()?;
         let flaky_count = Arc::new(AtomicU64::new(0));
+        let started = std::time::Instant::now();
         tokio::spawn(async move {
             let connections = TaskTracker::new();
             loop {
@@ -458,7 +467,9 @@ impl DemoServer {
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let flaky_count = flaky_count.clone();
-                        async move { Ok::<_, Infallible>(demo_route(&request, &flaky_count).await) }
+                        async move {
+                            Ok::<_, Infallible>(demo_route(&request, &flaky_count, started.elapsed()).await)
+                        }
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
                         .keep_alive(false)
@@ -480,7 +491,11 @@ impl DemoServer {
     }
 }
 
-async fn demo_route<B>(request: &HttpRequest<B>, flaky_count: &AtomicU64) -> HttpResponse<Full<Bytes>> {
+async fn demo_route<B>(
+    request: &HttpRequest<B>,
+    flaky_count: &AtomicU64,
+    uptime: Duration,
+) -> HttpResponse<Full<Bytes>> {
     let (status, body) = match request.uri().path() {
         "/healthy" => (StatusCode::OK, "ok\n"),
         "/slow" => {
@@ -497,16 +512,36 @@ async fn demo_route<B>(request: &HttpRequest<B>, flaky_count: &AtomicU64) -> Htt
                 (StatusCode::OK, "ok, this time\n")
             }
         }
-        _ => (StatusCode::NOT_FOUND, "not found; try /healthy, /slow or /flaky\n"),
+        "/outage" if outage_now(uptime) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "down for a while (a demo outage)\n")
+        }
+        "/outage" => (StatusCode::OK, "ok, for now\n"),
+        _ => (StatusCode::NOT_FOUND, "not found; try /healthy, /slow, /flaky or /outage\n"),
     };
     let mut response = HttpResponse::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response
 }
 
+/// Whether the outage demo is down `uptime` after dev mode started.
+fn outage_now(uptime: Duration) -> bool {
+    let into_cycle = Duration::from_millis((uptime.as_millis() % OUTAGE_CYCLE.as_millis()) as u64);
+    (OUTAGE_AFTER..OUTAGE_AFTER + OUTAGE_FOR).contains(&into_cycle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outage_demo_is_down_from_one_minute_for_forty_seconds_every_three() {
+        let s = Duration::from_secs;
+        for (at, down) in
+            [(0, false), (59, false), (60, true), (99, true), (100, false), (240, true), (280, false)]
+        {
+            assert_eq!(outage_now(s(at)), down, "{at} s");
+        }
+    }
 
     #[test]
     fn an_unspecified_address_is_dialled_on_loopback() {
@@ -523,7 +558,7 @@ mod tests {
             let mut failures = 0;
             for _ in 0..1000 {
                 let request = HttpRequest::get("/flaky").body(()).unwrap();
-                if demo_route(&request, &count).await.status() != StatusCode::OK {
+                if demo_route(&request, &count, Duration::ZERO).await.status() != StatusCode::OK {
                     failures += 1;
                 }
             }

@@ -162,7 +162,7 @@ fn dev_mode_runs_three_probes_and_demo_targets_with_no_configuration() {
     let view = get_json(http, "/api/endpoints").unwrap();
     let names: Vec<&str> =
         view["endpoints"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
-    assert_eq!(names, ["demo-healthy", "demo-slow", "demo-flaky"], "{view}");
+    assert_eq!(names, ["demo-healthy", "demo-slow", "demo-flaky", "demo-outage"], "{view}");
     assert!(get_json(http, "/healthz").is_some_and(|h| h["status"] == "ok"));
     eprintln!("probes connected after {connected_after:?}, results {:?} later", results_from.elapsed());
 
