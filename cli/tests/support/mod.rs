@@ -918,7 +918,7 @@ impl AdminService for Service {
     ) -> Answer<pb::ListDeliveriesReply> {
         let request = request.into_inner();
         let mut state = self.read(request.consistent)?;
-        state.delivery_requests.push(request.clone());
+        state.delivery_requests.push(request);
         let matched: Vec<pb::Delivery> = state
             .deliveries
             .iter()

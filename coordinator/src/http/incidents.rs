@@ -188,7 +188,7 @@ fn region_json(state: &MeshState, region: &RegionEvidence) -> Value {
 /// A probe's evidence without its id or message (see the module doc).
 fn probe_json(state: &MeshState, probe: &ProbeEvidence) -> Value {
     let (verdict, reason) = verdict_names(probe.verdict);
-    let started = (probe.started_at_unix_us > 0).then(|| probe.started_at_unix_us / 1_000);
+    let started = (probe.started_at_unix_us > 0).then_some(probe.started_at_unix_us / 1_000);
     json!({
         "probe": state.probes().get(&ProbeId(probe.probe_id)).map(|p| p.name.clone()),
         "verdict": verdict,
