@@ -11,6 +11,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::timefmt;
 
+mod incidents;
+pub use self::incidents::{
+    AlertCommand, EndpointStatusArgs, IncidentCommand, IncidentListArgs, Since, ALERT_HELP, INCIDENT_HELP,
+    STATUS_HELP,
+};
+
 /// The coordinator API address used when neither `--server` nor
 /// `VANTAGE_SERVER` is given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7400";
@@ -46,6 +52,8 @@ Examples:
   vantagectl endpoint add api https://api.example.com/health --interval 30s --timeout 5s
   vantagectl endpoint update api --regions eu-west,us-east --label team=core
   vantagectl --json endpoint list
+  vantagectl endpoint status
+  vantagectl incident list --open
   vantagectl apply -f mesh.yaml --dry-run
   vantagectl --server https://10.0.0.1:7400 --ca ca.pem --token-file admin.token cluster status";
 
@@ -112,6 +120,14 @@ pub enum Command {
     /// result and timing phases: "is it down, or just from one region?".
     #[command(after_long_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Incidents: outages, degraded and flapping periods, with the evidence
+    /// that opened and resolved them.
+    #[command(subcommand, after_long_help = INCIDENT_HELP)]
+    Incident(IncidentCommand),
+    /// Alert deliveries to webhooks: pending, delivered or failed, with
+    /// attempts and the last error.
+    #[command(subcommand, after_long_help = ALERT_HELP)]
+    Alert(AlertCommand),
     /// The coordinator cluster's membership and leadership.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -140,6 +156,10 @@ pub enum EndpointCommand {
     Pause(EndpointRefArgs),
     /// Resume checking an endpoint.
     Resume(EndpointRefArgs),
+    /// Show the agreed state: of one endpoint with its rules, per-region
+    /// verdicts and open incidents, or a table of every endpoint's.
+    #[command(after_long_help = STATUS_HELP)]
+    Status(EndpointStatusArgs),
 }
 
 /// An endpoint named by id or name.

@@ -4,7 +4,8 @@
 //! `check`) follow a follower's pointer to the leader once.
 //!
 //! Every method takes and returns [`crate::model`] types; protobuf messages
-//! are built and read here and in [`crate::wire`] only.
+//! are built and read here (`incidents.rs`: the incident calls) and in
+//! [`crate::wire`] only.
 
 use std::future::Future;
 use std::time::Duration;
@@ -24,6 +25,9 @@ use crate::model::{
     Probe, ProbeToken, Rebalance, Region, ShardList, ShardView, Unpinned, Webhook, WebhookSpec,
 };
 use crate::wire::webhook_spec_to_wire;
+
+mod incidents;
+pub use self::incidents::IncidentFilter;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]

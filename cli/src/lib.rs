@@ -1,6 +1,7 @@
 //! `vantagectl`, the Vantage admin CLI: endpoints, regions, probes, shards
 //! (who checks what; pins; rebalance), check-now from every region,
-//! webhooks, maintenance windows and the coordinator cluster, managed over the
+//! incidents, endpoint states and alert deliveries, webhooks, maintenance
+//! windows and the coordinator cluster, managed over the
 //! coordinator's AdminService (gRPC), plus configuration as code (`apply`,
 //! `export`).
 //!
@@ -77,6 +78,8 @@ pub async fn run(
         Command::Maintenance(command) => cmd::maintenance::run(&ctx, command, out).await?,
         Command::Shard(command) => cmd::shard::run(&ctx, command, out).await?,
         Command::Check(args) => cmd::check::run(&ctx, args, out).await?,
+        Command::Incident(command) => cmd::incident::run(&ctx, command, out).await?,
+        Command::Alert(command) => cmd::alert::run(&ctx, command, out).await?,
         Command::Cluster(command) => cmd::cluster::run(&ctx, command, out).await?,
         Command::Apply(args) => cmd::apply::run(&ctx, args, out).await?,
         Command::Export => cmd::export::run(&ctx, out).await?,

@@ -3,7 +3,8 @@
 //! (endpoints, webhooks, maintenance windows) are `vantage-core`'s, the same
 //! types the coordinator validates and stores; this module adds the records
 //! the coordinator answers with (ids, kinds, timestamps) and the views of
-//! probes, shards and the cluster. The protobuf types stay in
+//! probes, shards and the cluster; `incidents.rs` those of incidents,
+//! endpoint states and alert deliveries. The protobuf types stay in
 //! [`crate::wire`]; everything else works with these.
 //!
 //! Sets and maps are ordered (`BTreeSet`, `BTreeMap`), so two equal
@@ -18,6 +19,12 @@ pub use vantage_core::maintenance::MaintenanceSpec;
 pub use vantage_core::spec::CheckKind;
 pub use vantage_core::validate::Labels;
 pub use vantage_core::webhook::{AlertEvent, WebhookFormat, WebhookSpec};
+
+mod incidents;
+pub use self::incidents::{
+    AgreementRules, Delivery, DeliveryStatus, EndpointStatus, Incident, IncidentSummary, Page, ProbeVerdict,
+    RegionVerdict, State, Verdict, VerdictJson,
+};
 
 /// An endpoint as the coordinator holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,5 +1,7 @@
 //! How objects are shown: aligned tables and detail views for humans, and
 //! JSON for scripts (the [`crate::model`] types serialized as they are).
+//! [`incidents`]: incidents with their evidence, endpoint states, alert
+//! deliveries.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +15,8 @@ use crate::model::{
 };
 use crate::table::Table;
 use crate::timefmt::{format_ms, format_rfc3339_ms};
+
+pub mod incidents;
 
 /// Writes `value` as pretty JSON and a newline.
 pub fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> Result<(), Error> {

@@ -1,7 +1,9 @@
 //! Conversions between the AdminService protobuf messages
 //! (`vantage_proto::pb`) and vantagectl's own types ([`crate::model`]):
 //! the records and views; the specifications inside them convert with
-//! `vantage-proto`'s `admin` conversions, the coordinator's own.
+//! `vantage-proto`'s `admin` conversions, the coordinator's own
+//! (`incidents.rs`: incidents, endpoint states and deliveries, through
+//! `vantage-proto`'s `incidents`).
 //!
 //! This is the client's edge: nothing else in the crate builds or reads a
 //! protobuf message except the calls in [`crate::client`].
@@ -14,6 +16,8 @@ use crate::model::{
     PhasesMs, Pin, Pinned, Probe, ProbeToken, Rebalance, Region, RegionCheck, SeqRange, ShardList, ShardMove,
     ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec,
 };
+
+mod incidents;
 
 /// A required field missing from a reply.
 fn missing(message: &str, field: &str) -> Error {

@@ -50,7 +50,7 @@ const CHECK_KINDS: [(CheckKind, pb::CheckKind); 5] = [
     (CheckKind::Dns, pb::CheckKind::Dns),
 ];
 
-const ERROR_KINDS: [(core::ErrorKind, pb::ErrorKind); 10] = [
+pub(crate) const ERROR_KINDS: [(core::ErrorKind, pb::ErrorKind); 10] = [
     (core::ErrorKind::Dns, pb::ErrorKind::Dns),
     (core::ErrorKind::ConnectRefused, pb::ErrorKind::ConnectRefused),
     (core::ErrorKind::ConnectTimeout, pb::ErrorKind::ConnectTimeout),

@@ -11,6 +11,9 @@
 //! - [`check`]: check results (`CheckResult`, phases, errors, TLS details).
 //! - [`admin`]: the admin family's specifications (endpoints and their
 //!   expectations, webhooks, maintenance windows) ↔ `vantage-core`'s.
+//! - [`incidents`]: agreement's decisions: endpoint states, region and
+//!   probe verdicts with their evidence, agreement rules ↔
+//!   [`vantage_core::agreement`]'s.
 //! - [`probe`]: the probe family: assigned endpoints, and probe results ↔
 //!   [`vantage_core::observation::Observation`].
 //! - [`raft`]: the peer protocol between coordinators (`RaftService`) and its
@@ -18,6 +21,7 @@
 
 pub mod admin;
 pub mod check;
+pub mod incidents;
 pub mod probe;
 pub mod raft;
 

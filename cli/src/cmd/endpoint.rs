@@ -1,4 +1,5 @@
-//! `vantagectl endpoint add|update|rm|get|list|pause|resume`.
+//! `vantagectl endpoint add|update|rm|get|list|pause|resume` (`status` is in
+//! [`crate::cmd::incident`]).
 
 use std::io::Write;
 use std::time::Duration;
@@ -64,6 +65,7 @@ pub async fn run(ctx: &Context<'_>, command: &EndpointCommand, out: &mut dyn Wri
             };
             ctx.print(out, &endpoint, &human)
         }
+        EndpointCommand::Status(args) => crate::cmd::incident::endpoint_status(ctx, args, out).await,
     }
 }
 

@@ -2,11 +2,13 @@
 //! [`Context`] (the client and the output mode), makes its calls and
 //! writes its result.
 
+pub mod alert;
 pub mod apply;
 pub mod check;
 pub mod cluster;
 pub mod endpoint;
 pub mod export;
+pub mod incident;
 pub mod maintenance;
 pub mod probe;
 pub mod region;

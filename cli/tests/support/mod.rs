@@ -84,6 +84,18 @@ pub struct FakeState {
     /// Leader-only shard calls received (ListShards, ShowShard, Rebalance,
     /// CheckEndpoint), by rpc name.
     pub leader_calls: Vec<&'static str>,
+    /// Incidents with their evidence, in the order ListIncidents answers
+    /// them (open first, newest first, as the coordinator does): the fake
+    /// filters but does not sort.
+    pub incidents: Vec<pb::Incident>,
+    /// Every ListIncidents request received.
+    pub incident_requests: Vec<pb::ListIncidentsRequest>,
+    /// EndpointStatus rows, by endpoint id.
+    pub statuses: Vec<pb::EndpointAgreement>,
+    /// Deliveries in the order ListDeliveries answers them.
+    pub deliveries: Vec<pb::Delivery>,
+    /// Every ListDeliveries request received.
+    pub delivery_requests: Vec<pb::ListDeliveriesRequest>,
 }
 
 #[derive(Debug, Clone)]
@@ -842,6 +854,82 @@ impl AdminService for Service {
             state.check.clone().ok_or_else(|| Status::internal("fake: no check reply arranged"))?;
         reply.endpoint_id = id;
         Ok(Response::new(reply))
+    }
+
+    async fn list_incidents(
+        &self,
+        request: Request<pb::ListIncidentsRequest>,
+    ) -> Answer<pb::ListIncidentsReply> {
+        let request = request.into_inner();
+        let mut state = self.read(request.consistent)?;
+        state.incident_requests.push(request.clone());
+        let endpoint = match request.endpoint.as_str() {
+            "" => None,
+            text => Some(state.endpoint_id(Some(pb::EndpointRef { id_or_name: text.into() }))?),
+        };
+        let since = request.since_unix_ms;
+        let matched: Vec<pb::Incident> = state
+            .incidents
+            .iter()
+            .filter(|i| endpoint.is_none_or(|id| i.endpoint_id == id))
+            .filter(|i| !request.open_only || i.resolved_at_unix_ms == 0)
+            .filter(|i| i.resolved_at_unix_ms == 0 || i.resolved_at_unix_ms >= since)
+            .map(|i| pb::Incident { opened_evidence: vec![], resolved_evidence: vec![], ..i.clone() })
+            .collect();
+        let limit = if request.limit == 0 { 100 } else { request.limit as usize };
+        Ok(Response::new(pb::ListIncidentsReply {
+            matched: matched.len() as u32,
+            incidents: matched.into_iter().take(limit).collect(),
+        }))
+    }
+
+    async fn get_incident(&self, request: Request<pb::GetIncidentRequest>) -> Answer<pb::Incident> {
+        let request = request.into_inner();
+        let state = self.read(request.consistent)?;
+        let incident = state.incidents.iter().find(|i| i.id == request.id).cloned();
+        incident.map(Response::new).ok_or_else(|| {
+            Status::not_found(format!(
+                "no incident has id {} (resolved incidents are kept for 90 days; list them with: vantagectl \
+                 incident list)",
+                request.id
+            ))
+        })
+    }
+
+    async fn endpoint_status(
+        &self,
+        request: Request<pb::EndpointStatusRequest>,
+    ) -> Answer<pb::EndpointStatusReply> {
+        let request = request.into_inner();
+        let state = self.read(request.consistent)?;
+        let endpoints = match request.endpoint.as_str() {
+            "" => state.statuses.clone(),
+            text => {
+                let id = state.endpoint_id(Some(pb::EndpointRef { id_or_name: text.into() }))?;
+                state.statuses.iter().filter(|s| s.endpoint_id == id).cloned().collect()
+            }
+        };
+        Ok(Response::new(pb::EndpointStatusReply { endpoints }))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Answer<pb::ListDeliveriesReply> {
+        let request = request.into_inner();
+        let mut state = self.read(request.consistent)?;
+        state.delivery_requests.push(request);
+        let matched: Vec<pb::Delivery> = state
+            .deliveries
+            .iter()
+            .filter(|d| !request.pending_only || d.status == "pending")
+            .cloned()
+            .collect();
+        let limit = if request.limit == 0 { 100 } else { request.limit as usize };
+        Ok(Response::new(pb::ListDeliveriesReply {
+            matched: matched.len() as u32,
+            deliveries: matched.into_iter().take(limit).collect(),
+        }))
     }
 
     async fn cluster_status(

@@ -91,6 +91,13 @@ pub enum AdminError {
     /// checks waiting).
     #[error(transparent)]
     Mesh(#[from] MeshError),
+    /// No incident has this id (never, or resolved longer ago than the
+    /// retention).
+    #[error("no incident has id {id} (resolved incidents are kept for 90 days; list them with: vantagectl incident list)")]
+    UnknownIncident {
+        /// The id asked for.
+        id: u64,
+    },
     /// The state machine answered with an outcome of another command: a bug.
     #[error("internal error: unexpected outcome {outcome}")]
     Unexpected {
@@ -133,7 +140,7 @@ impl From<AdminError> for Status {
         let code = match &error {
             AdminError::Unauthenticated { .. } => Code::Unauthenticated,
             AdminError::BadField { .. } => Code::InvalidArgument,
-            AdminError::UnknownName { .. } => Code::NotFound,
+            AdminError::UnknownName { .. } | AdminError::UnknownIncident { .. } => Code::NotFound,
             AdminError::Refused(refusal) => match refusal {
                 CommandError::NotFound { .. } => Code::NotFound,
                 CommandError::DuplicateName { .. } => Code::AlreadyExists,

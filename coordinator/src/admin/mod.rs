@@ -10,10 +10,13 @@
 //! Modules: `convert` (wire ↔ state types), `error` (the one mapping of
 //! failures to `tonic::Status`), `probes` (probe tokens and the live probe
 //! list from a [`ProbeDirectory`]), `shards` (who checks what, pins,
-//! rebalance and check-now from a [`ShardDirectory`]).
+//! rebalance and check-now from a [`ShardDirectory`]), `incidents`
+//! (incidents, endpoint states and alert deliveries, from the replicated
+//! state).
 
 mod convert;
 mod error;
+mod incidents;
 mod probes;
 mod shards;
 
@@ -31,6 +34,7 @@ use crate::state::{
 };
 
 pub use self::error::{AdminError, LEADER_API_METADATA};
+pub use self::incidents::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 pub use self::probes::{LiveProbe, ProbeDirectory};
 pub use self::shards::{LiveShards, ShardDirectory, CHECK_MARGIN, CHECK_WAIT_CAP};
 pub use crate::node::{ClusterError, ClusterStatus, MemberStatus, Role};
@@ -458,6 +462,35 @@ impl<C: Cluster> pb::admin_service_server::AdminService for AdminApi<C> {
     ) -> Reply<pb::CheckEndpointReply> {
         self.authorize(&request)?;
         Ok(Response::new(self.check_endpoint_inner(request.into_inner()).await?))
+    }
+
+    async fn list_incidents(
+        &self,
+        request: GrpcRequest<pb::ListIncidentsRequest>,
+    ) -> Reply<pb::ListIncidentsReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.list_incidents_inner(request.into_inner()).await?))
+    }
+
+    async fn get_incident(&self, request: GrpcRequest<pb::GetIncidentRequest>) -> Reply<pb::Incident> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.get_incident_inner(request.into_inner()).await?))
+    }
+
+    async fn endpoint_status(
+        &self,
+        request: GrpcRequest<pb::EndpointStatusRequest>,
+    ) -> Reply<pb::EndpointStatusReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.endpoint_status_inner(request.into_inner()).await?))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: GrpcRequest<pb::ListDeliveriesRequest>,
+    ) -> Reply<pb::ListDeliveriesReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.list_deliveries_inner(request.into_inner()).await?))
     }
 
     async fn cluster_status(

@@ -901,3 +901,5 @@ async fn check_endpoint_answers_one_row_per_region_and_waits_for_the_timeout_plu
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("vantagectl endpoint resume web"), "{}", status.message());
 }
+
+mod incidents;

@@ -1,5 +1,7 @@
-//! `/api/endpoints`: every endpoint with the latest result of each probe
-//! that checked it.
+//! `/api/endpoints`: every endpoint with its agreed state and the latest
+//! result of each probe that checked it.
+
+use vantage_core::agreement::State;
 
 use crate::results::MemorySink;
 use crate::state::MeshState;
@@ -8,7 +10,13 @@ use crate::state::MeshState;
 /// node's state with the latest result of each probe that checked it, from
 /// the in-memory sink (so only on the node that received them: the leader).
 ///
+/// The agreed `state` and `since_unix_ms` are the replicated ones
+/// (`MeshState::agreement`), so every node answers them alike; an endpoint
+/// never decided is `unknown` (`paused` when paused) with `since_unix_ms`
+/// `null`.
+///
 /// `{"endpoints":[{"id":1,"name":"…","url":"…","interval_ms":…,"paused":false,
+/// "state":"down","since_unix_ms":…,
 /// "results":[{"region":"…","probe_id":1,"probe":"eu-1","ok":true,
 /// "error_kind":null,"error":null,"status":200,"total_ms":1.2,
 /// "started_at":"…","skipped":false,"probe_unhealthy":false}],"recent":N}]}`
@@ -49,12 +57,16 @@ pub fn endpoints_json(state: &MeshState, sink: &MemorySink) -> serde_json::Value
                     })
                 })
                 .collect();
+            let agreed = state.agreement().get(&endpoint.id);
+            let undecided = if endpoint.spec.paused { State::Paused } else { State::Unknown };
             serde_json::json!({
                 "id": endpoint.id.0,
                 "name": endpoint.spec.name,
                 "url": endpoint.spec.url,
                 "interval_ms": endpoint.spec.interval_ms,
                 "paused": endpoint.spec.paused,
+                "state": agreed.map_or(undecided, |a| a.state).as_str(),
+                "since_unix_ms": agreed.map(|a| a.since.0),
                 "recent": recent.len(),
                 "results": results,
             })

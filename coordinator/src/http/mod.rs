@@ -1,15 +1,18 @@
 //! The coordinator's HTTP side on `http_addr`: every node answers from its
 //! own state (no forwarding), over HTTP/1.1, with TLS when configured.
 //!
-//! Routes: `/healthz` ([`health`]) and `/api/endpoints` ([`api`]); the
-//! status page, badges, feeds and `/metrics` come here next, each in a
-//! module of its own, so a change to a page touches neither the mesh nor
-//! the Raft code.
+//! Routes: `/healthz` ([`health`]), `/api/endpoints` ([`api`]) and
+//! `/api/incidents` ([`incidents`]; what it leaves out for the public port
+//! is in its doc); the status page, badges, feeds and `/metrics` come here
+//! next, each in a module of its own, so a change to a page touches neither
+//! the mesh nor the Raft code.
 //!
-//! Modules: [`health`], [`api`], `response` (the few response builders).
+//! Modules: [`health`], [`api`], [`incidents`], `response` (the few
+//! response builders).
 
 pub mod api;
 pub mod health;
+pub mod incidents;
 mod response;
 
 use std::convert::Infallible;
@@ -96,6 +99,12 @@ fn route<B>(state: &HttpState, request: &Request<B>) -> Response {
             let body = state.node.read_local(|applied| api::endpoints_json(&applied.mesh, &state.latest));
             response::json(StatusCode::OK, &body)
         }
-        _ => response::text(StatusCode::NOT_FOUND, "not found; try /healthz or /api/endpoints\n"),
+        "/api/incidents" => {
+            state.node.read_local(|applied| incidents::respond(&applied.mesh, request.uri().query()))
+        }
+        _ => response::text(
+            StatusCode::NOT_FOUND,
+            "not found; try /healthz, /api/endpoints or /api/incidents\n",
+        ),
     }
 }
