@@ -29,10 +29,12 @@ use crate::webhook::AlertEvent;
 pub const DEFAULT_RECOVERY_ROUNDS: u32 = 2;
 /// How many recent rounds the flapping rule looks at (as Nagios does).
 pub const FLAP_WINDOW: usize = 21;
-/// Flapping starts above this percent state change.
-pub const FLAP_HIGH_PERCENT: f64 = 50.0;
+/// Flapping starts above this percent state change (Nagios' defaults are
+/// 20 and 5 over every state; counting only outage changes, a single
+/// outage with its recovery is two changes, about 10 %).
+pub const FLAP_HIGH_PERCENT: f64 = 25.0;
 /// Flapping stops below this percent state change.
-pub const FLAP_LOW_PERCENT: f64 = 25.0;
+pub const FLAP_LOW_PERCENT: f64 = 10.0;
 
 /// The quorum of an endpoint checked from `regions` regions: `requested`
 /// when given (clamped to 1..=regions), else a majority and at least 2
@@ -325,8 +327,10 @@ pub struct Tracker {
     down_since: Option<SystemTime>,
     /// Rounds below the quorum while an outage is open.
     below: u32,
-    /// Recent settled states (Unknown rounds left out), newest last.
-    history: VecDeque<State>,
+    /// Whether each recent round was in an outage (Unknown rounds left
+    /// out), newest last: flapping is about outages opening and closing,
+    /// not about a region wobbling between up and degraded.
+    history: VecDeque<bool>,
     flapping: bool,
 }
 
@@ -365,8 +369,9 @@ impl Tracker {
         self.state
     }
 
-    /// Nagios' weighted percent state change over the recent rounds: newer
-    /// changes weigh more (0.8 for the oldest to 1.2 for the newest).
+    /// Nagios' weighted percent state change over the recent rounds (of
+    /// outage or not): newer changes weigh more (0.8 for the oldest to 1.2
+    /// for the newest).
     pub fn percent_state_change(&self) -> f64 {
         let n = self.history.len();
         if n < 2 {
@@ -407,7 +412,7 @@ impl Tracker {
             if self.history.len() == FLAP_WINDOW {
                 self.history.pop_front();
             }
-            self.history.push_back(self.settled);
+            self.history.push_back(self.settled == State::Down);
         }
         let percent = self.percent_state_change();
         if !self.flapping && percent > FLAP_HIGH_PERCENT {

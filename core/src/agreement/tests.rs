@@ -313,3 +313,14 @@ fn transitions_raise_the_alerts_a_pager_expects() {
         assert_eq!(alert_event(&change(from, to, alert)), want, "{from:?} -> {to:?} (alert {alert})");
     }
 }
+
+#[test]
+fn one_outage_with_regions_wobbling_around_it_is_not_flapping() {
+    let rules = Rules::for_regions(3);
+    let mut tracker = Tracker::new();
+    let patterns =
+        ["UUU", "UUD", "UUU", "UUD", "UDD", "DDD", "DDD", "UDD", "UUD", "UUU", "UUU", "UUD", "UUU"];
+    let states = run(&mut tracker, &rules, &patterns, Context::default());
+    assert!(!states.contains(&State::Flapping), "{states:?}");
+    assert!(states.contains(&State::Down));
+}
