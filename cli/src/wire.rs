@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::model::{
     Assignment, CheckKind, CheckReport, ClusterMember, ClusterStatus, Endpoint, Maintenance, MaintenanceSpec,
     PhasesMs, Pin, Pinned, Probe, ProbeToken, Rebalance, Region, RegionCheck, SeqRange, ShardList, ShardMove,
-    ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec,
+    ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec, WebhookTestReport,
 };
 
 /// A required field missing from a reply.
@@ -67,6 +67,7 @@ impl TryFrom<pb::Webhook> for Webhook {
                 .map_err(bad_reply)?,
             secret_set: webhook.secret_set,
             created_at_unix_ms: webhook.created_at_unix_ms,
+            generated_secret: Some(webhook.generated_secret).filter(|s| !s.is_empty()),
         })
     }
 }
@@ -358,5 +359,21 @@ mod tests {
             err.to_string(),
             "unexpected answer from the coordinator: EndpointReply.endpoint is missing"
         );
+    }
+}
+
+impl From<pb::TestWebhookReply> for WebhookTestReport {
+    fn from(reply: pb::TestWebhookReply) -> Self {
+        WebhookTestReport {
+            webhook_id: reply.webhook_id,
+            name: reply.name,
+            url: reply.url,
+            delivered: reply.delivered,
+            status_code: u16::try_from(reply.status_code).ok().filter(|c| *c != 0),
+            latency_ms: reply.latency_us as f64 / 1000.0,
+            error: Some(reply.error).filter(|e| !e.is_empty()),
+            message_id: reply.message_id,
+            node_id: reply.node_id,
+        }
     }
 }
