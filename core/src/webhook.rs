@@ -62,9 +62,9 @@ impl WebhookSpec {
     }
 
     /// Checks the name, URL and labels. A URL whose host is an IP address
-    /// the SSRF guard refuses (or `localhost`) is refused here already
-    /// unless `allow_private`; names resolving to such addresses are
-    /// refused when a delivery is sent. The secret is checked on its own
+    /// the SSRF guard refuses is refused here already unless
+    /// `allow_private`; names resolving to such addresses are refused when
+    /// a delivery is sent (after resolution, as the guard must be). The secret is checked on its own
     /// ([`WebhookSecret::validate`]): clients validate a specification
     /// before they know the secret.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -281,9 +281,6 @@ fn check_url(text: &str, allow_private: bool) -> Result<(), ValidationError> {
         let refused = match url.host() {
             Some(url::Host::Ipv4(ip)) => crate::netguard::classify(ip.into()).map(|r| (ip.to_string(), r)),
             Some(url::Host::Ipv6(ip)) => crate::netguard::classify(ip.into()).map(|r| (ip.to_string(), r)),
-            Some(url::Host::Domain(name)) if name.eq_ignore_ascii_case("localhost") => {
-                Some((name.to_string(), crate::netguard::Forbidden::Loopback))
-            }
             _ => None,
         };
         if let Some((host, reason)) = refused {
@@ -312,7 +309,9 @@ mod tests {
         assert!(url("tcp://x:1").contains("http://"), "{}", url("tcp://x:1"));
         assert!(url("https://user:pw@x/").contains("credentials"));
         assert!(url(&format!("https://x/{}", "a".repeat(2048))).contains("2048"));
-        for private in ["http://127.0.0.1:9/", "http://10.1.2.3/", "http://[::1]/", "http://localhost:80/x"] {
+        for private in
+            ["http://127.0.0.1:9/", "http://10.1.2.3/", "http://[::1]/", "http://[::ffff:127.0.0.1]/"]
+        {
             assert!(url(private).contains("SSRF guard"), "{private}: {}", url(private));
             let allowed = WebhookSpec { url: private.into(), allow_private: true, ..spec() };
             assert!(allowed.validate().is_ok(), "{private} with allow_private");
