@@ -560,7 +560,7 @@ maintenance:
         (
             "bad webhook format",
             "webhooks:\n  - name: w\n    url: https://x\n    secret: s\n    format: teams\n",
-            "mesh.yaml:5:13: webhooks[0].format: unknown variant \"teams\", expected \"standard\" or \"slack\"",
+            "mesh.yaml:5:13: webhooks[0].format: unknown variant \"teams\", expected one of \"standard\", \"slack\", \"alertmanager\"",
         ),
         ("malformed YAML", "endpoints: [\n", "mesh.yaml:2:1: "),
         (

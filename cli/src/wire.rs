@@ -286,6 +286,22 @@ impl From<pb::CheckEndpointReply> for CheckReport {
     }
 }
 
+impl From<pb::TestWebhookReply> for WebhookTestReport {
+    fn from(reply: pb::TestWebhookReply) -> Self {
+        WebhookTestReport {
+            webhook_id: reply.webhook_id,
+            name: reply.name,
+            url: reply.url,
+            delivered: reply.delivered,
+            status_code: u16::try_from(reply.status_code).ok().filter(|c| *c != 0),
+            latency_ms: reply.latency_us as f64 / 1000.0,
+            error: Some(reply.error).filter(|e| !e.is_empty()),
+            message_id: reply.message_id,
+            node_id: reply.node_id,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,21 +375,5 @@ mod tests {
             err.to_string(),
             "unexpected answer from the coordinator: EndpointReply.endpoint is missing"
         );
-    }
-}
-
-impl From<pb::TestWebhookReply> for WebhookTestReport {
-    fn from(reply: pb::TestWebhookReply) -> Self {
-        WebhookTestReport {
-            webhook_id: reply.webhook_id,
-            name: reply.name,
-            url: reply.url,
-            delivered: reply.delivered,
-            status_code: u16::try_from(reply.status_code).ok().filter(|c| *c != 0),
-            latency_ms: reply.latency_us as f64 / 1000.0,
-            error: Some(reply.error).filter(|e| !e.is_empty()),
-            message_id: reply.message_id,
-            node_id: reply.node_id,
-        }
     }
 }
