@@ -200,7 +200,10 @@ async fn run(shared: Arc<Shared>) {
         }
         let term = shared.node.leading_term();
         if term != leading {
-            tracing::info!(term = ?term, "alert dispatcher {}", if term.is_some() { "delivering" } else { "idle: this node does not lead" });
+            match term {
+                Some(term) => tracing::info!(term, "alert dispatcher delivering: this node leads"),
+                None => tracing::info!("alert dispatcher idle: this node does not lead"),
+            }
             leading = term;
             // A new leader re-posts to Alertmanager at once.
             last_repost = None;
@@ -230,7 +233,7 @@ fn dispatch_due(shared: &Arc<Shared>, term: u64) {
             let mesh = &applied.mesh;
             mesh.deliveries()
                 .values()
-                .filter(|d| matches!(d.status, DeliveryStatus::Pending { next_attempt_at } if next_attempt_at <= now))
+                .filter(|d| is_due(&d.status, now))
                 .filter(|d| !in_flight.contains(&d.id))
                 .take(free)
                 .map(|d| Job {
@@ -252,6 +255,10 @@ fn dispatch_due(shared: &Arc<Shared>, term: u64) {
             drop(permit);
         });
     }
+}
+
+fn is_due(status: &DeliveryStatus, now: UnixMillis) -> bool {
+    matches!(status, DeliveryStatus::Pending { next_attempt_at } if *next_attempt_at <= now)
 }
 
 /// Sends one delivery and records the outcome.

@@ -203,9 +203,10 @@ pub fn slack(alert: &Alert) -> Value {
         EventType::Test => (":white_check_mark:", "Test"),
     };
     let summary = summary(alert);
+    let header = clip(&format!("{emoji} {title}: {}", alert.endpoint_name()), 150);
     let mut blocks = vec![json!({
         "type": "header",
-        "text": {"type": "plain_text", "text": clip(&format!("{emoji} {title}: {}", alert.endpoint_name()), 150), "emoji": true},
+        "text": {"type": "plain_text", "text": header, "emoji": true},
     })];
     let mut text = slack_escape(&summary);
     if let Some(endpoint) = alert.endpoint.as_ref().filter(|e| !e.url.is_empty()) {
@@ -254,10 +255,8 @@ pub fn slack(alert: &Alert) -> Value {
         }
         blocks.push(json!({"type": "section", "fields": fields}));
     }
-    blocks.push(json!({
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": format!("Vantage · {} · webhook-id {}", rfc3339(alert.timestamp), alert.message_id)}],
-    }));
+    let context = format!("Vantage · {} · webhook-id {}", rfc3339(alert.timestamp), alert.message_id);
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]}));
     json!({"text": format!("{emoji} {}", slack_escape(&summary)), "blocks": blocks})
 }
 
@@ -381,8 +380,13 @@ fn probe_json(probe: &ProbeEvidence) -> Value {
         "status_code": probe.status_code,
         "total_ms": probe.total_us as f64 / 1000.0,
         "ttfb_ms": probe.ttfb_us as f64 / 1000.0,
-        "started_at": (probe.started_at_unix_us != 0).then(|| rfc3339(from_unix_micros(probe.started_at_unix_us))),
+        "started_at": started_at(probe),
     })
+}
+
+/// When the probe's check started; `None` without a result.
+fn started_at(probe: &ProbeEvidence) -> Option<String> {
+    (probe.started_at_unix_us != 0).then(|| rfc3339(from_unix_micros(probe.started_at_unix_us)))
 }
 
 /// A verdict's name and its reason (`None` for Up).

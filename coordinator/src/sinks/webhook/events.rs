@@ -86,16 +86,11 @@ pub(super) fn webhook_gone(delivery: DeliveryId, webhook: WebhookId) {
 /// An Alertmanager re-post ended.
 pub(super) fn reposted(webhook: WebhookId, name: &str, alerts: usize, sent: &Attempt) {
     metrics::counter!("vantage_alert_reposts_total", "outcome" => sent.outcome.as_str()).increment(1);
+    let (id, status) = (webhook.0, sent.status);
     match sent.outcome.error() {
-        None => tracing::debug!(
-            webhook = webhook.0,
-            name,
-            alerts,
-            status = sent.status,
-            "alerts re-posted to alertmanager"
-        ),
+        None => tracing::debug!(webhook = id, name, alerts, status, "alerts re-posted to alertmanager"),
         Some(error) => {
-            tracing::warn!(webhook = webhook.0, name, alerts, status = sent.status, %error, "re-posting alerts to alertmanager failed")
+            tracing::warn!(webhook = id, name, alerts, status, %error, "re-posting alerts to alertmanager failed")
         }
     }
 }

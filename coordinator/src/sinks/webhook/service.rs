@@ -105,11 +105,7 @@ pub enum SendError {
         reason: String,
     },
     /// Every address of the host is one the SSRF guard refuses.
-    #[error(
-        "{host} resolves to {ip}, a {} address, refused by the SSRF guard (if the receiver is meant to be \
-         inside your network, allow it with vantagectl webhook update NAME --allow-private)",
-        reason.describe()
-    )]
+    #[error("{}", blocked_message(host, *ip, *reason))]
     Blocked {
         /// The host.
         host: String,
@@ -159,7 +155,7 @@ pub enum SendError {
         limit: usize,
     },
     /// The receiver answered with a status that is not 2xx.
-    #[error("the receiver answered {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
+    #[error("the receiver answered {status}{}", quoted(body))]
     Status {
         /// The status and its reason phrase, e.g. `503 Service Unavailable`.
         status: String,
@@ -167,13 +163,36 @@ pub enum SendError {
         body: String,
     },
     /// The receiver redirected; redirects are not followed.
-    #[error("the receiver answered {status} to {location:?}; webhooks do not follow redirects, so use the final URL")]
+    #[error(
+        "the receiver answered {status} to {location:?}; webhooks do not follow redirects, so use the final URL"
+    )]
     Redirect {
         /// The status.
         status: String,
         /// Its `Location`.
         location: String,
     },
+}
+
+/// `: body` when there is one.
+fn quoted(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
+
+fn blocked_message(host: &str, ip: IpAddr, reason: Forbidden) -> String {
+    let what = if host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok() {
+        format!("{ip} is a {} address", reason.describe())
+    } else {
+        format!("{host} resolves to {ip}, a {} address", reason.describe())
+    };
+    format!(
+        "{what}, refused by the SSRF guard (if the receiver is meant to be inside your network, allow it with \
+         vantagectl webhook update NAME --allow-private)"
+    )
 }
 
 /// How one attempt ended, for the retry decision.
@@ -561,11 +580,24 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// A rustls failure in words: the innermost rustls error's text.
+/// A rustls failure in words, never its Debug form.
 fn tls_reason(e: &std::io::Error) -> String {
+    use rustls::CertificateError as C;
     let inner = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match inner {
-        Some(rustls::Error::InvalidCertificate(cert)) => format!("the certificate is not trusted ({cert:?})"),
+        Some(rustls::Error::InvalidCertificate(cert)) => match cert {
+            C::UnknownIssuer => "its certificate is signed by an unknown issuer".into(),
+            C::Expired | C::ExpiredContext { .. } => "its certificate has expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "its certificate is not valid yet".into(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "its certificate is not valid for this host name".into()
+            }
+            C::Revoked => "its certificate is revoked".into(),
+            C::BadSignature | C::BadEncoding => "its certificate is malformed or badly signed".into(),
+            _ => "its certificate is not acceptable".into(),
+        },
+        Some(rustls::Error::AlertReceived(alert)) => format!("the receiver sent the TLS alert {alert:?}"),
+        Some(rustls::Error::NoApplicationProtocol) => "the receiver does not speak HTTP/1.1 over TLS".into(),
         Some(other) => other.to_string(),
         None => io_reason(e),
     }
@@ -689,6 +721,91 @@ mod tests {
         assert_eq!(allowed, addrs);
         let mixed: Vec<SocketAddr> = vec!["10.0.0.1:80".parse().unwrap(), "203.0.113.7:80".parse().unwrap()];
         assert_eq!(guard("x", &mixed, &Policy::default()).unwrap(), vec![mixed[1]], "public ones stay");
+    }
+
+    /// A TLS receiver on 127.0.0.1 for `localhost`, its certificate from a
+    /// CA of its own; answers every request 204.
+    async fn tls_receiver() -> (u16, CertificateDer<'static>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![leaf.der().clone()], key)
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { continue };
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        (port, ca.der().clone())
+    }
+
+    #[tokio::test]
+    async fn https_is_delivered_to_a_trusted_receiver_and_an_unknown_issuer_is_named() {
+        let (port, ca) = tls_receiver().await;
+        let post = || {
+            Request::post(format!("https://localhost:{port}/hook")).body(Bytes::from_static(b"{}")).unwrap()
+        };
+        let trusting =
+            WebhookService::new(ServiceOptions { extra_roots: vec![ca], ..ServiceOptions::default() })
+                .unwrap();
+        let attempt = trusting.send(post(), true).await;
+        assert_eq!(attempt.outcome, AttemptOutcome::Delivered, "{attempt:?}");
+        assert_eq!(attempt.status, Some(204));
+
+        let public_roots_only = WebhookService::default();
+        let attempt = public_roots_only.send(post(), true).await;
+        let error = attempt.outcome.error().unwrap().to_string();
+        assert_eq!(attempt.outcome.as_str(), "retryable", "{error}");
+        assert_eq!(
+            error,
+            "TLS handshake with localhost failed: its certificate is signed by an unknown issuer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_and_a_refused_address_are_told_apart() {
+        // A port nothing listens on (bound, then closed).
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let post = || Request::post(format!("http://127.0.0.1:{port}/")).body(Bytes::new()).unwrap();
+        let service = WebhookService::default();
+        let refused = service.send(post(), true).await;
+        assert_eq!(refused.outcome.as_str(), "retryable");
+        assert_eq!(
+            refused.outcome.error().unwrap().to_string(),
+            format!("cannot connect to 127.0.0.1:{port}: connection refused")
+        );
+        let guarded = service.send(post(), false).await;
+        assert_eq!(guarded.outcome.as_str(), "rejected");
+        let error = guarded.outcome.error().unwrap().to_string();
+        assert!(error.starts_with("127.0.0.1 is a loopback address, refused by the SSRF guard"), "{error}");
     }
 
     #[test]
