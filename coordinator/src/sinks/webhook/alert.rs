@@ -160,7 +160,7 @@ impl Alert {
         }
     }
 
-    /// The endpoint's name, or `the test endpoint` for a test.
+    /// The endpoint's name, or `(test)` for a test event.
     pub fn endpoint_name(&self) -> &str {
         self.endpoint.as_ref().map_or("(test)", |e| e.name.as_str())
     }
