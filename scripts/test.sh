@@ -11,8 +11,14 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests need (later suites add prometheus, influxdb,
 # chromium ...).
 # iproute2: `ip` for the fault suite's network-namespace islands; openssl: the
-# self-signed-certificate test makes its certificate the usual way.
-APT_PACKAGES=(iproute2 openssl)
+# self-signed-certificate test makes its certificate the usual way;
+# prometheus-alertmanager: the alert suite delivers to a real Alertmanager
+# (API v2); python3-pip: to install the Standard Webhooks reference verifier.
+APT_PACKAGES=(iproute2 openssl prometheus-alertmanager python3-pip)
+
+# Python packages the tests need: the Standard Webhooks reference verifier
+# checks the alert suite's signatures (coordinator/tests/alerts.rs).
+PIP_PACKAGES=(standardwebhooks==1.0.0)
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -33,6 +39,24 @@ install_apt_packages() {
 }
 
 install_apt_packages
+
+install_pip_packages() {
+  local missing=()
+  for pkg in "${PIP_PACKAGES[@]}"; do
+    python3 -m pip show "${pkg%%==*}" 2>/dev/null | grep -qx "Version: ${pkg##*==}" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "${CI:-}" != "true" ]; then
+    echo "missing Python packages: ${missing[*]} (install them: pip install ${missing[*]}); the tests that need them skip" >&2
+    return 0
+  fi
+  say "installing Python packages: ${missing[*]}"
+  # Debian's python marks its environment externally managed (PEP 668).
+  python3 -m pip install --quiet "${missing[@]}" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "${missing[@]}"
+}
+
+install_pip_packages
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   if [ "${CI:-}" = "true" ]; then

@@ -475,6 +475,14 @@ pub enum WebhookCommand {
         #[arg(value_name = "NAME|ID")]
         webhook: String,
     },
+    /// Send a signed `test` event to a webhook now, from the coordinator
+    /// answering, and print the receiver's status and the latency (exit 1
+    /// when it was not accepted).
+    Test {
+        /// The webhook's name or id.
+        #[arg(value_name = "NAME|ID")]
+        webhook: String,
+    },
 }
 
 /// `vantagectl webhook add`.
@@ -484,21 +492,25 @@ pub struct WebhookAddArgs {
     pub name: String,
     /// Where to POST alerts (http:// or https://).
     pub url: String,
-    /// The signing secret, 16 to 512 bytes (visible to other local users
-    /// in the process list: prefer --secret-file).
-    #[arg(
-        long,
-        value_name = "SECRET",
-        required_unless_present = "secret_file",
-        conflicts_with = "secret_file"
-    )]
+    /// The signing secret: whsec_ + base64 (the Standard Webhooks form) or
+    /// 16 to 512 printable bytes (visible to other local users in the
+    /// process list: prefer --secret-file). Without --secret or
+    /// --secret-file the coordinator generates a whsec_ secret and it is
+    /// printed once.
+    #[arg(long, value_name = "SECRET", conflicts_with = "secret_file")]
     pub secret: Option<String>,
     /// Read the signing secret from FILE.
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
-    /// The body's shape: standard (signed JSON) or slack.
+    /// The body's shape: standard (signed JSON), slack, or alertmanager
+    /// (Alertmanager's API v2; a URL without a path posts to
+    /// /api/v2/alerts).
     #[arg(long, default_value = "standard", value_parser = webhook_format_parser())]
     pub format: WebhookFormat,
+    /// Deliver even when the URL's host is or resolves to a loopback,
+    /// private or link-local address (refused by the SSRF guard otherwise).
+    #[arg(long)]
+    pub allow_private: bool,
     /// Deliver only this alert event (repeatable; default: all).
     #[arg(long = "event", value_name = "EVENT", value_parser = alert_event_parser())]
     pub events: Vec<AlertEvent>,
@@ -524,9 +536,13 @@ pub struct WebhookUpdateArgs {
     /// Read a new signing secret from FILE.
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
-    /// The body's shape: standard (signed JSON) or slack.
+    /// The body's shape: standard (signed JSON), slack or alertmanager.
     #[arg(long, value_parser = webhook_format_parser())]
     pub format: Option<WebhookFormat>,
+    /// Deliver to loopback, private or link-local addresses
+    /// (--allow-private=false to refuse them again).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub allow_private: Option<bool>,
     /// Deliver only this alert event (repeatable; replaces the list).
     #[arg(long = "event", value_name = "EVENT", value_parser = alert_event_parser())]
     pub events: Vec<AlertEvent>,
@@ -726,8 +742,10 @@ mod tests {
             &["endpoint", "add", "api", "https://x", "--label", "team"],
             &["endpoint", "add", "api", "https://x", "--expect-status", "abc"],
             &["endpoint", "add", "api", "https://x", "--regions", "EU"],
-            &["webhook", "add", "w", "https://x"],
+            &["webhook", "add", "w", "https://x", "--secret", "s", "--secret-file", "f"],
             &["webhook", "add", "w", "https://x", "--secret", "s", "--event", "nope"],
+            &["webhook", "add", "w", "https://x", "--format", "pagerduty"],
+            &["webhook", "test"],
             &["nonsense"],
         ] {
             let err = parse(args).unwrap_err();

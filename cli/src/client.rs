@@ -23,6 +23,7 @@ use crate::keys::IdempotencyKey;
 use crate::model::{
     CheckReport, ClusterStatus, Endpoint, EndpointSpec, LiveState, Maintenance, MaintenanceSpec, Pinned,
     Probe, ProbeToken, Rebalance, Region, ShardList, ShardView, Unpinned, Webhook, WebhookSpec,
+    WebhookTestReport,
 };
 use crate::wire::webhook_spec_to_wire;
 
@@ -333,6 +334,13 @@ impl AdminClient {
             spec: Some(webhook_spec_to_wire(spec, secret)),
         };
         self.call(request, |mut c, r| async move { c.update_webhook(r).await }).await?.try_into()
+    }
+
+    /// Sends a signed `test` event to a webhook from the node answering.
+    pub async fn test_webhook(&self, id_or_name: &str) -> Result<WebhookTestReport, Error> {
+        let request = pb::TestWebhookRequest { id_or_name: id_or_name.to_string() };
+        let reply = self.call(request, |mut c, r| async move { c.test_webhook(r).await }).await?;
+        Ok(reply.into())
     }
 
     /// Removes a webhook by name or id.

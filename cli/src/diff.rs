@@ -479,6 +479,7 @@ pub fn webhook_changes(from: &WebhookSpec, to: &WebhookSpec) -> Vec<String> {
     field("format", from.format.to_string(), to.format.to_string());
     field("events", set_text(&from.events, "all"), set_text(&to.events, "all"));
     field("labels", labels_text(&from.labels), labels_text(&to.labels));
+    field("allow_private", from.allow_private.to_string(), to.allow_private.to_string());
     changes
 }
 
@@ -553,9 +554,11 @@ mod tests {
                     format: WebhookFormat::Standard,
                     events: BTreeSet::new(),
                     labels: Labels::new(),
+                    allow_private: false,
                 },
                 secret_set: true,
                 created_at_unix_ms: 0,
+                generated_secret: None,
             }],
             maintenance: vec![Maintenance {
                 id: 4,

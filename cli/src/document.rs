@@ -30,9 +30,10 @@
 //!   - name: oncall
 //!     url: https://hooks.example.com/x
 //!     secret_env: ONCALL_SECRET   # or secret: "…"
-//!     format: standard            # or slack
+//!     format: standard            # or slack, alertmanager
 //!     events: [outage_opened, outage_resolved]
 //!     labels: {team: core}
+//!     allow_private: false        # true: receivers on private addresses
 //! maintenance:
 //!   - start: 2026-12-01T02:00:00Z
 //!     end: 2026-12-01T03:00:00Z
@@ -150,6 +151,9 @@ pub struct WebhookDoc {
     /// Only endpoints with all these labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: Labels,
+    /// Deliveries may go to loopback, private and link-local addresses.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_private: bool,
 }
 
 /// One maintenance window. `apply` identifies windows by (start, end,
@@ -394,6 +398,7 @@ impl WebhookDoc {
             format: self.format,
             events: self.events.into_iter().collect(),
             labels: self.labels,
+            allow_private: self.allow_private,
         };
         // An environment secret is checked once it is read (see `apply`).
         spec.validate().map_err(|e| e.to_string())?;
@@ -555,7 +560,7 @@ maintenance:
         (
             "bad webhook format",
             "webhooks:\n  - name: w\n    url: https://x\n    secret: s\n    format: teams\n",
-            "mesh.yaml:5:13: webhooks[0].format: unknown variant \"teams\", expected \"standard\" or \"slack\"",
+            "mesh.yaml:5:13: webhooks[0].format: unknown variant \"teams\", expected one of \"standard\", \"slack\", \"alertmanager\"",
         ),
         ("malformed YAML", "endpoints: [\n", "mesh.yaml:2:1: "),
         (

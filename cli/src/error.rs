@@ -145,6 +145,13 @@ pub enum Error {
         /// Why.
         source: Box<Error>,
     },
+    /// `webhook test` reached the coordinator, but the receiver did not
+    /// accept the test event (the report above says why).
+    #[error("webhook {name} did not accept the test event")]
+    WebhookTestFailed {
+        /// The webhook.
+        name: String,
+    },
     /// No random idempotency key could be made.
     #[error("the operating system's random number generator failed; cannot make an idempotency key")]
     NoRandomness,

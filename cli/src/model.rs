@@ -64,6 +64,36 @@ pub struct Webhook {
     pub secret_set: bool,
     /// When it was added.
     pub created_at_unix_ms: i64,
+    /// The secret the coordinator generated for a webhook added without
+    /// one: in the reply to that `webhook add` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_secret: Option<String>,
+}
+
+/// What `webhook test` reports: one signed `test` event sent by the
+/// coordinator that answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookTestReport {
+    /// The webhook's id.
+    pub webhook_id: u64,
+    /// Its name.
+    pub name: String,
+    /// The URL posted to.
+    pub url: String,
+    /// Whether the receiver accepted it (2xx).
+    pub delivered: bool,
+    /// The receiver's HTTP status, if it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// From the start of the attempt to its end, in milliseconds.
+    pub latency_ms: f64,
+    /// Why it was not accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The `webhook-id` it carried.
+    pub message_id: String,
+    /// The node that sent it.
+    pub node_id: u64,
 }
 
 /// A maintenance window as the coordinator holds it.

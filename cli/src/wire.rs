@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::model::{
     Assignment, CheckKind, CheckReport, ClusterMember, ClusterStatus, Endpoint, Maintenance, MaintenanceSpec,
     PhasesMs, Pin, Pinned, Probe, ProbeToken, Rebalance, Region, RegionCheck, SeqRange, ShardList, ShardMove,
-    ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec,
+    ShardRow, ShardView, UncoveredShard, Unpinned, Webhook, WebhookSpec, WebhookTestReport,
 };
 
 mod incidents;
@@ -71,6 +71,7 @@ impl TryFrom<pb::Webhook> for Webhook {
                 .map_err(bad_reply)?,
             secret_set: webhook.secret_set,
             created_at_unix_ms: webhook.created_at_unix_ms,
+            generated_secret: Some(webhook.generated_secret).filter(|s| !s.is_empty()),
         })
     }
 }
@@ -285,6 +286,22 @@ impl From<pb::CheckEndpointReply> for CheckReport {
             request_id: r.request_id,
             ok: !regions.is_empty() && regions.iter().all(RegionCheck::is_ok),
             regions,
+        }
+    }
+}
+
+impl From<pb::TestWebhookReply> for WebhookTestReport {
+    fn from(reply: pb::TestWebhookReply) -> Self {
+        WebhookTestReport {
+            webhook_id: reply.webhook_id,
+            name: reply.name,
+            url: reply.url,
+            delivered: reply.delivered,
+            status_code: u16::try_from(reply.status_code).ok().filter(|c| *c != 0),
+            latency_ms: reply.latency_us as f64 / 1000.0,
+            error: Some(reply.error).filter(|e| !e.is_empty()),
+            message_id: reply.message_id,
+            node_id: reply.node_id,
         }
     }
 }

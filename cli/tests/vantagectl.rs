@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::TcpListener;
 
 use serde_json::Value;
-use support::{stderr, stdout, vantagectl, FakeAdmin, TestCa};
+use support::{stderr, stdout, vantagectl, FakeAdmin, TestCa, GENERATED_SECRET};
 
 /// A file with every section; windows far in the future so none is over.
 const MESH: &str = "\
@@ -479,6 +479,72 @@ fn t15_regions_webhooks_and_maintenance_commands() {
     assert_eq!(ok(&vantagectl(&url, &["region", "rm", "us-east"], &[])), "removed region us-east\n");
     let used = vantagectl(&url, &["region", "rm", "eu-west"], &[]);
     assert_eq!(used.status.code(), Some(1));
+}
+
+#[test]
+fn t15b_webhook_add_without_a_secret_prints_the_generated_one_and_test_reports() {
+    let fake = FakeAdmin::start();
+    let url = fake.url();
+    let added = ok(&vantagectl(
+        &url,
+        &[
+            "webhook",
+            "add",
+            "local",
+            "http://127.0.0.1:9000/hook",
+            "--allow-private",
+            "--format",
+            "alertmanager",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        added,
+        format!("added webhook local (id 1)\nsigning secret (shown only now; give it to the receiver): {GENERATED_SECRET}\n")
+    );
+    let spec = fake.state().webhooks[&1].0.spec.clone().unwrap();
+    assert!(spec.allow_private);
+    assert_eq!(spec.format, "alertmanager");
+    let json: serde_json::Value = serde_json::from_str(&ok(&vantagectl(
+        &url,
+        &["webhook", "add", "other", "https://hooks.example.com/x", "--json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(json["generated_secret"], GENERATED_SECRET, "--json includes it");
+    let listed = ok(&vantagectl(&url, &["webhook", "list", "--json"], &[]));
+    assert!(!listed.contains(GENERATED_SECRET), "never shown again: {listed}");
+    // Without --allow-private a loopback address is a usage error.
+    let refused = vantagectl(&url, &["webhook", "add", "lo", "http://127.0.0.1:9000/hook"], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--allow-private"));
+
+    let tested = ok(&vantagectl(&url, &["webhook", "test", "other"], &[]));
+    assert_eq!(
+        tested,
+        "delivered: test event msg_vantage_test_00000000000000ff to webhook other (https://hooks.example.com/x): \
+         HTTP 204 in 12.3 ms (sent by node 1)\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&vantagectl(&url, &["webhook", "test", "other", "--json"], &[]))).unwrap();
+    assert_eq!(json["status_code"], 204);
+    assert_eq!(json["latency_ms"], 12.345);
+    assert_eq!(json["delivered"], true);
+
+    ok(&vantagectl(
+        &url,
+        &["webhook", "add", "broken", "https://broken.example.com/x", "--secret", "0123456789abcdef"],
+        &[],
+    ));
+    let failed = vantagectl(&url, &["webhook", "test", "broken"], &[]);
+    assert_eq!(failed.status.code(), Some(1), "not accepted: exit 1");
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(stdout.starts_with("not delivered: ") && stdout.contains("HTTP 500"), "{stdout}");
+    assert!(stdout.contains("error: the receiver answered 500 Internal Server Error"), "{stdout}");
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stderr),
+        "error: webhook broken did not accept the test event\n"
+    );
 }
 
 #[test]

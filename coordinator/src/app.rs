@@ -150,6 +150,18 @@ pub async fn run(
         mesh.stopped().await;
         Ok::<(), AppError>(())
     });
+    // ---- alerts: the webhook dispatcher (delivers the outbox on the leader)
+    let alerts = crate::sinks::webhook::Dispatcher::start(
+        node.clone(),
+        Arc::new(SystemWallClock),
+        crate::sinks::webhook::DispatcherOptions::default(),
+        shutdown.child_token(),
+    );
+    tasks.spawn(async move {
+        alerts.stopped().await;
+        Ok::<(), AppError>(())
+    });
+    // ---- end alerts
     let http = HttpState { node: node.clone(), latest };
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -245,6 +257,10 @@ impl Cluster for NodeCluster {
 
     async fn snapshot(&self) -> Result<u64, ClusterError> {
         self.0.trigger_snapshot().await
+    }
+
+    fn node_id(&self) -> Option<NodeId> {
+        Some(self.0.id())
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Vantage coordinator: a 3- or 5-node cluster, replicated with Raft,
 //! that holds the mesh's configuration, serves admins over gRPC, holds the
-//! probes' streams on its leader, and hands their results to consumers;
-//! agreement, alerts, TSDB export and the status page are built on these
+//! probes' streams on its leader, hands their results to consumers, and
+//! delivers committed alerts as signed webhooks from its leader; the
+//! agreement runner, TSDB export and the status page are built on these
 //! rooms next.
 //!
 //! Modules, by layer (`tests/layers.rs` enforces that none imports upward):
@@ -30,7 +31,8 @@
 //! - [`results`]: where accepted results go: [`results::ResultSink`],
 //!   [`results::FanOut`], [`results::MemorySink`].
 //! - [`sinks`]: outputs that leave the process, split by concern (retry
-//!   policy; the webhook's signing encoder and request builder).
+//!   policy; the webhook sink: alert, encoder, request, service and the
+//!   outbox [`sinks::webhook::Dispatcher`] on the leader).
 //! - [`admin`]: the AdminService over a [`admin::Cluster`].
 //! - [`http`]: `/healthz` and `/api/endpoints` on `http_addr`, from this
 //!   node's own state.

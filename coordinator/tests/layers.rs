@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! state ← raft/node (the cluster) ← mesh ← admin ← app
-//!              results, sinks (no coordinator deps)   http ← app
+//!   ▲              ▲                        │
+//!   └──── sinks ───┘ (the webhook dispatcher) ◄┘ (webhook test)
+//!              results (no coordinator deps)   http ← app
 //! ```
 
 use std::collections::BTreeSet;
@@ -15,13 +17,15 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("state", &[]),
     ("results", &[]),
-    ("sinks", &[]),
+    // The webhook dispatcher reads the outbox and records outcomes.
+    ("sinks", &["state", "node"]),
     ("listener", &[]),
     ("auth", &["state"]),
     ("raft", &["state", "node", "listener"]),
     ("node", &["state", "raft", "listener"]),
     ("mesh", &["state", "node", "auth", "results"]),
-    ("admin", &["state", "node", "raft", "mesh", "auth", "results"]),
+    // `webhook test` sends through the webhook sink's service.
+    ("admin", &["state", "node", "raft", "mesh", "auth", "results", "sinks"]),
     ("http", &["state", "node", "results", "listener"]),
     ("agreement", &["state", "mesh", "results"]),
 ];

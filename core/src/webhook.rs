@@ -39,6 +39,12 @@ pub struct WebhookSpec {
     pub events: BTreeSet<AlertEvent>,
     /// Labels an endpoint must all carry; empty means every endpoint.
     pub labels: Labels,
+    /// Lets deliveries through the SSRF guard to loopback, private and
+    /// link-local addresses (a receiver inside the operator's network, a
+    /// test receiver on 127.0.0.1). Off by default; left out of the serde
+    /// form when off, so older replicated forms read unchanged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private: bool,
 }
 
 impl WebhookSpec {
@@ -51,15 +57,19 @@ impl WebhookSpec {
             format: WebhookFormat::Standard,
             events: BTreeSet::new(),
             labels: Labels::new(),
+            allow_private: false,
         }
     }
 
-    /// Checks the name, URL and labels. The secret is checked on its own
+    /// Checks the name, URL and labels. A URL whose host is an IP address
+    /// the SSRF guard refuses is refused here already unless
+    /// `allow_private`; names resolving to such addresses are refused when
+    /// a delivery is sent (after resolution, as the guard must be). The secret is checked on its own
     /// ([`WebhookSecret::validate`]): clients validate a specification
     /// before they know the secret.
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate::name(ObjectKind::Webhook, &self.name)?;
-        check_url(&self.url)?;
+        check_url(&self.url, self.allow_private)?;
         validate::labels(&self.labels)
     }
 }
@@ -81,6 +91,8 @@ struct WebhookSpecForm {
     labels: Labels,
     #[serde(default)]
     filter: Option<LegacyFilter>,
+    #[serde(default)]
+    allow_private: bool,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +121,7 @@ impl TryFrom<WebhookSpecForm> for WebhookSpec {
             format: form.format,
             events,
             labels,
+            allow_private: form.allow_private,
         })
     }
 }
@@ -159,6 +172,10 @@ pub enum WebhookFormat {
     Standard,
     /// A Slack incoming-webhook message.
     Slack,
+    /// An Alertmanager API v2 `POST /api/v2/alerts` body, re-posted while
+    /// the incident is open (Alertmanager resolves alerts it stops hearing
+    /// about).
+    Alertmanager,
 }
 
 /// The alert events a webhook can subscribe to. Ordered by name, so sets
@@ -227,6 +244,7 @@ macro_rules! named_values {
 named_values!(WebhookFormat, "webhook format", [
     WebhookFormat::Standard => "standard",
     WebhookFormat::Slack => "slack",
+    WebhookFormat::Alertmanager => "alertmanager",
 ]);
 
 named_values!(AlertEvent, "event", [
@@ -237,8 +255,9 @@ named_values!(AlertEvent, "event", [
 ]);
 
 /// An `http` or `https` URL with a host, at most 2048 bytes, without
-/// credentials (the secret signs each delivery).
-fn check_url(text: &str) -> Result<(), ValidationError> {
+/// credentials (the secret signs each delivery), and, unless
+/// `allow_private`, not at an address the SSRF guard refuses.
+fn check_url(text: &str, allow_private: bool) -> Result<(), ValidationError> {
     let bad = |reason: &str| {
         Err(ValidationError::InvalidWebhookUrl { url: text.to_string(), reason: reason.into() })
     };
@@ -258,6 +277,20 @@ fn check_url(text: &str) -> Result<(), ValidationError> {
     if !url.username().is_empty() || url.password().is_some() {
         return bad("credentials in the URL are not supported; the secret signs each delivery");
     }
+    if !allow_private {
+        let refused = match url.host() {
+            Some(url::Host::Ipv4(ip)) => crate::netguard::classify(ip.into()).map(|r| (ip.to_string(), r)),
+            Some(url::Host::Ipv6(ip)) => crate::netguard::classify(ip.into()).map(|r| (ip.to_string(), r)),
+            _ => None,
+        };
+        if let Some((host, reason)) = refused {
+            return bad(&format!(
+                "{host} is a {} address, refused by the SSRF guard; allow it with --allow-private \
+                 (allow_private: true) if the receiver is meant to be inside your network",
+                reason.describe()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -276,6 +309,18 @@ mod tests {
         assert!(url("tcp://x:1").contains("http://"), "{}", url("tcp://x:1"));
         assert!(url("https://user:pw@x/").contains("credentials"));
         assert!(url(&format!("https://x/{}", "a".repeat(2048))).contains("2048"));
+        for private in
+            ["http://127.0.0.1:9/", "http://10.1.2.3/", "http://[::1]/", "http://[::ffff:127.0.0.1]/"]
+        {
+            assert!(url(private).contains("SSRF guard"), "{private}: {}", url(private));
+            let allowed = WebhookSpec { url: private.into(), allow_private: true, ..spec() };
+            assert!(allowed.validate().is_ok(), "{private} with allow_private");
+        }
+        assert!(WebhookSpec { url: "http://169.254.169.254/".into(), ..spec() }
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("link-local"));
         let secret = |s: &str| WebhookSecret(s.into()).validate().unwrap_err().to_string();
         assert!(secret("short").contains("16 to 512"), "{}", secret("short"));
         assert!(secret("0123456789 abcdef").contains("printable ASCII"));
@@ -289,8 +334,9 @@ mod tests {
         assert_eq!(WebhookFormat::parse("slack").unwrap(), WebhookFormat::Slack);
         assert_eq!(
             WebhookFormat::parse("teams").unwrap_err().to_string(),
-            "invalid webhook format \"teams\": use one of standard, slack"
+            "invalid webhook format \"teams\": use one of standard, slack, alertmanager"
         );
+        assert_eq!(WebhookFormat::parse("AlertManager").unwrap(), WebhookFormat::Alertmanager);
         assert_eq!(AlertEvent::ALL.len(), 4);
     }
 
@@ -312,5 +358,9 @@ mod tests {
                 "events": ["degraded"], "labels": {"team": "core"}})
         );
         assert!(serde_json::from_str::<WebhookSpec>(r#"{"name":"w","url":"u","sekret":"x"}"#).is_err());
+        let private = WebhookSpec { allow_private: true, ..read_back };
+        let json = serde_json::to_value(&private).unwrap();
+        assert_eq!(json["allow_private"], true);
+        assert_eq!(serde_json::from_value::<WebhookSpec>(json).unwrap(), private);
     }
 }

@@ -111,6 +111,7 @@ impl From<&WebhookSpec> for pb::WebhookSpec {
             format: spec.format.as_str().to_string(),
             events: spec.events.iter().map(|e| e.as_str().to_string()).collect(),
             labels: labels_to_wire(&spec.labels),
+            allow_private: spec.allow_private,
         }
     }
 }
@@ -143,6 +144,7 @@ impl TryFrom<pb::WebhookSpec> for WebhookSpec {
             format,
             events,
             labels: spec.labels.into_iter().collect(),
+            allow_private: spec.allow_private,
         })
     }
 }
@@ -229,9 +231,14 @@ mod tests {
             ConvertError::Invalid {
                 message: "WebhookSpec",
                 field: "format",
-                reason: "invalid webhook format \"teams\": use one of standard, slack".into()
+                reason: "invalid webhook format \"teams\": use one of standard, slack, alertmanager".into()
             }
         );
+        wire.format = "alertmanager".into();
+        wire.allow_private = true;
+        let spec = WebhookSpec::try_from(wire.clone()).unwrap();
+        assert_eq!((spec.format, spec.allow_private), (WebhookFormat::Alertmanager, true));
+        assert_eq!(pb::WebhookSpec::from(&spec), wire);
         wire.format = String::new();
         wire.events = vec!["outage".into()];
         assert!(matches!(WebhookSpec::try_from(wire), Err(ConvertError::Invalid { field: "events", .. })));

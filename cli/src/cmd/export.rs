@@ -71,6 +71,7 @@ pub fn document_from_live(live: &LiveState) -> Document {
             name: w.spec.name,
             url: w.spec.url,
             labels: w.spec.labels,
+            allow_private: w.spec.allow_private,
         })
         .collect();
 
@@ -181,9 +182,11 @@ mod tests {
                     format: WebhookFormat::Slack,
                     events: BTreeSet::from([AlertEvent::Degraded]),
                     labels: Labels::new(),
+                    allow_private: false,
                 },
                 secret_set: true,
                 created_at_unix_ms: 0,
+                generated_secret: None,
             }],
             maintenance: vec![Maintenance {
                 id: 2,

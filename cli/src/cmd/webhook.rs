@@ -1,4 +1,4 @@
-//! `vantagectl webhook add|update|list|rm`.
+//! `vantagectl webhook add|update|list|rm|test`.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,7 +9,7 @@ use crate::args::{WebhookAddArgs, WebhookCommand, WebhookUpdateArgs};
 use crate::cmd::{Context, RemovedJson};
 use crate::diff::webhook_changes;
 use crate::error::Error;
-use crate::model::{Webhook, WebhookSpec};
+use crate::model::{Webhook, WebhookSpec, WebhookTestReport};
 use crate::output::webhooks_table;
 use vantage_core::webhook::WebhookSecret;
 
@@ -19,8 +19,15 @@ pub async fn run(ctx: &Context<'_>, command: &WebhookCommand, out: &mut dyn Writ
     match command {
         WebhookCommand::Add(args) => {
             let (spec, secret) = spec_from_add(args)?;
+            // An empty secret asks the coordinator to generate one.
+            let secret = secret.unwrap_or_default();
             let webhook = client.add_webhook(&spec, &secret, &ctx.new_key()?).await?;
-            let human = format!("added webhook {} (id {})", webhook.spec.name, webhook.id);
+            let mut human = format!("added webhook {} (id {})", webhook.spec.name, webhook.id);
+            if let Some(generated) = &webhook.generated_secret {
+                human.push_str(&format!(
+                    "\nsigning secret (shown only now; give it to the receiver): {generated}"
+                ));
+            }
             ctx.print(out, &webhook, &human)
         }
         WebhookCommand::Update(args) => {
@@ -58,13 +65,37 @@ pub async fn run(ctx: &Context<'_>, command: &WebhookCommand, out: &mut dyn Writ
             let human = format!("removed {}", removed.describe("webhook"));
             ctx.print(out, &RemovedJson { kind: "webhook", id: removed.id, name: &removed.name }, &human)
         }
+        WebhookCommand::Test { webhook } => {
+            let report = client.test_webhook(webhook).await?;
+            ctx.print(out, &report, &test_text(&report))?;
+            if !report.delivered {
+                out.flush()?;
+                return Err(Error::WebhookTestFailed { name: report.name });
+            }
+            Ok(())
+        }
     }
 }
 
-/// The specification and secret `webhook add` sends.
-pub fn spec_from_add(args: &WebhookAddArgs) -> Result<(WebhookSpec, String), Error> {
-    let secret = read_secret(args.secret.as_deref(), args.secret_file.as_deref())?
-        .ok_or_else(|| Error::usage("give the signing secret with --secret-file FILE or --secret S"))?;
+/// `webhook test`'s human answer: one line with the status and latency,
+/// and the error on a second when it was not accepted.
+pub fn test_text(report: &WebhookTestReport) -> String {
+    let status = report.status_code.map_or_else(|| "no answer".to_string(), |code| format!("HTTP {code}"));
+    let verdict = if report.delivered { "delivered" } else { "not delivered" };
+    let mut text = format!(
+        "{verdict}: test event {} to webhook {} ({}): {status} in {:.1} ms (sent by node {})",
+        report.message_id, report.name, report.url, report.latency_ms, report.node_id
+    );
+    if let Some(error) = &report.error {
+        text.push_str(&format!("\nerror: {error}"));
+    }
+    text
+}
+
+/// The specification and secret `webhook add` sends; no secret: the
+/// coordinator generates one.
+pub fn spec_from_add(args: &WebhookAddArgs) -> Result<(WebhookSpec, Option<String>), Error> {
+    let secret = read_secret(args.secret.as_deref(), args.secret_file.as_deref())?;
     let spec = WebhookSpec {
         name: args.name.clone(),
         url: args.url.clone(),
@@ -72,6 +103,7 @@ pub fn spec_from_add(args: &WebhookAddArgs) -> Result<(WebhookSpec, String), Err
         format: args.format,
         events: args.events.iter().copied().collect(),
         labels: args.label.iter().cloned().collect(),
+        allow_private: args.allow_private,
     };
     spec.validate().map_err(|e| Error::usage(e.to_string()))?;
     Ok((spec, secret))
@@ -87,6 +119,9 @@ pub fn spec_from_update(current: &WebhookSpec, args: &WebhookUpdateArgs) -> Resu
     }
     if let Some(format) = args.format {
         spec.format = format;
+    }
+    if let Some(allow_private) = args.allow_private {
+        spec.allow_private = allow_private;
     }
     if args.clear_events {
         spec.events.clear();
@@ -170,6 +205,7 @@ mod tests {
             format: WebhookFormat::Standard,
             events: [AlertEvent::OutageOpened].into(),
             labels: [("team".to_string(), "core".to_string())].into(),
+            allow_private: false,
         }
     }
 
@@ -228,6 +264,7 @@ mod tests {
             spec: WebhookSpec { name: name.into(), ..current() },
             secret_set: true,
             created_at_unix_ms: 0,
+            generated_secret: None,
         };
         let hooks = [hook(3, "oncall"), hook(7, "ops")];
         assert_eq!(find(&hooks, "7").unwrap().spec.name, "ops");
@@ -253,12 +290,52 @@ mod tests {
             "team=core",
         ]);
         let (spec, secret) = spec_from_add(&args).unwrap();
-        let request: pb::WebhookSpec = webhook_spec_to_wire(&spec, &secret);
+        let request: pb::WebhookSpec = webhook_spec_to_wire(&spec, secret.as_deref().unwrap());
         assert_eq!(request.name, "oncall");
         assert_eq!(request.secret, "0123456789abcdef");
         assert_eq!(request.format, "slack");
         assert_eq!(request.events, vec!["degraded", "outage_opened"]);
         assert_eq!(request.labels["team"], "core");
+        assert!(!request.allow_private);
+
+        let args =
+            add_args(&["local", "http://127.0.0.1:9000/hook", "--allow-private", "--format", "alertmanager"]);
+        let (spec, secret) = spec_from_add(&args).unwrap();
+        assert_eq!(secret, None, "no secret given: the coordinator generates one");
+        assert!(spec.allow_private);
+        assert_eq!(spec.format, WebhookFormat::Alertmanager);
+        let err = spec_from_add(&add_args(&["local", "http://127.0.0.1:9000/hook"])).unwrap_err();
+        assert!(err.to_string().contains("--allow-private"), "{err}");
+        let spec = spec_from_update(&current(), &update_args(&["--allow-private"])).unwrap();
+        assert!(spec.allow_private);
+        let spec = spec_from_update(&spec, &update_args(&["--allow-private=false"])).unwrap();
+        assert!(!spec.allow_private);
+    }
+
+    #[test]
+    fn the_test_report_reads_as_one_line_and_the_error() {
+        let mut report = WebhookTestReport {
+            webhook_id: 3,
+            name: "oncall".into(),
+            url: "https://hooks.example.com/x".into(),
+            delivered: true,
+            status_code: Some(204),
+            latency_ms: 12.34,
+            error: None,
+            message_id: "msg_vantage_test_1".into(),
+            node_id: 2,
+        };
+        assert_eq!(
+            test_text(&report),
+            "delivered: test event msg_vantage_test_1 to webhook oncall (https://hooks.example.com/x): HTTP 204 \
+             in 12.3 ms (sent by node 2)"
+        );
+        report.delivered = false;
+        report.status_code = None;
+        report.error = Some("connection refused by 203.0.113.9:443".into());
+        let text = test_text(&report);
+        assert!(text.starts_with("not delivered: ") && text.contains(": no answer in 12.3 ms"), "{text}");
+        assert!(text.ends_with("\nerror: connection refused by 203.0.113.9:443"), "{text}");
     }
 
     #[test]

@@ -536,16 +536,25 @@ impl AdminService for Service {
             if state.webhooks.values().any(|(w, _)| w.spec.as_ref().unwrap().name == spec.name) {
                 return Err(Status::already_exists(format!("webhook {:?} already exists", spec.name)));
             }
-            let secret = std::mem::take(&mut spec.secret);
+            let mut secret = std::mem::take(&mut spec.secret);
+            // Like the coordinator: no secret given, one is generated and
+            // shown in this reply only.
+            let generated = if secret.is_empty() {
+                secret = GENERATED_SECRET.to_string();
+                secret.clone()
+            } else {
+                String::new()
+            };
             let id = state.next_id();
             let webhook = pb::Webhook {
                 id,
                 spec: Some(spec),
                 secret_set: !secret.is_empty(),
                 created_at_unix_ms: 1_000,
+                generated_secret: String::new(),
             };
             state.webhooks.insert(id, (webhook.clone(), secret));
-            Ok(webhook)
+            Ok(pb::Webhook { generated_secret: generated, ..webhook })
         })
     }
 
@@ -971,7 +980,34 @@ impl AdminService for Service {
     ) -> Answer<pb::TriggerSnapshotReply> {
         Ok(Response::new(pb::TriggerSnapshotReply { last_included_index: 42 }))
     }
+
+    /// A webhook whose URL contains `broken` answers 500; others 204.
+    async fn test_webhook(&self, request: Request<pb::TestWebhookRequest>) -> Answer<pb::TestWebhookReply> {
+        let request = request.into_inner();
+        let state = self.read(false)?;
+        let id = state.webhook_id(&request.id_or_name)?;
+        let spec = state.webhooks[&id].0.spec.clone().unwrap_or_default();
+        let broken = spec.url.contains("broken");
+        Ok(Response::new(pb::TestWebhookReply {
+            webhook_id: id,
+            name: spec.name,
+            url: spec.url,
+            delivered: !broken,
+            status_code: if broken { 500 } else { 204 },
+            latency_us: 12_345,
+            error: if broken {
+                "the receiver answered 500 Internal Server Error".into()
+            } else {
+                String::new()
+            },
+            message_id: "msg_vantage_test_00000000000000ff".into(),
+            node_id: 1,
+        }))
+    }
 }
+
+/// The secret the fake "generates" for a webhook added without one.
+pub const GENERATED_SECRET: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// A fixed three-node status: 1 leads, 3 is unreachable.
 fn cluster() -> pb::ClusterStatusReply {

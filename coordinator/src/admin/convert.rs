@@ -82,6 +82,7 @@ pub(super) fn webhook_to_pb(w: &Webhook) -> pb::Webhook {
         spec: Some((&shown).into()),
         secret_set: !w.spec.secret.is_empty(),
         created_at_unix_ms: millis(w.created_at),
+        generated_secret: String::new(),
     }
 }
 

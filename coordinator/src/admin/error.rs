@@ -58,6 +58,19 @@ pub enum AdminError {
         /// The probe the token was issued for.
         probe_id: u64,
     },
+    /// An AddWebhook retry whose key was already applied with a secret
+    /// the server generated: the secret was in the first reply only.
+    #[error(
+        "this request (webhook {webhook}, id {id}) was already applied and its generated secret was shown only \
+         in the first reply, which was lost; set a new one with `vantagectl webhook update {webhook} \
+         --secret-file FILE`"
+    )]
+    SecretAlreadyIssued {
+        /// The webhook's name.
+        webhook: String,
+        /// Its id.
+        id: u64,
+    },
     /// CreateProbeToken named an existing probe of another region.
     #[error("probe {probe:?} is registered in region {region:?}, not {asked:?}; revoke it first (vantagectl probe revoke {probe}) to move it")]
     ProbeInOtherRegion {
@@ -160,9 +173,9 @@ impl From<AdminError> for Status {
                 ClusterError::NodeIdRetired { .. } | ClusterError::NodeIdInUse { .. } => Code::AlreadyExists,
                 _ => Code::FailedPrecondition,
             },
-            AdminError::TokenAlreadyIssued { .. } | AdminError::ProbeInOtherRegion { .. } => {
-                Code::FailedPrecondition
-            }
+            AdminError::TokenAlreadyIssued { .. }
+            | AdminError::SecretAlreadyIssued { .. }
+            | AdminError::ProbeInOtherRegion { .. } => Code::FailedPrecondition,
             AdminError::Vanished { .. } => Code::Aborted,
             AdminError::Unexpected { .. } => Code::Internal,
             // With an address the client can go there (no use retrying

@@ -12,13 +12,15 @@
 //! list from a [`ProbeDirectory`]), `shards` (who checks what, pins,
 //! rebalance and check-now from a [`ShardDirectory`]), `incidents`
 //! (incidents, endpoint states and alert deliveries, from the replicated
-//! state).
+//! state), `webhooks` (generated secrets, `TestWebhook` through the webhook
+//! sink's service).
 
 mod convert;
 mod error;
 mod incidents;
 mod probes;
 mod shards;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,6 +75,11 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Builds a snapshot now; returns the log index it covers.
     fn snapshot(&self) -> impl Future<Output = Result<u64, ClusterError>> + Send;
+
+    /// This node's id, reported by calls that act from it (`TestWebhook`).
+    fn node_id(&self) -> Option<NodeId> {
+        None
+    }
 }
 
 /// Decides whether a request may administer the mesh.
@@ -97,13 +104,29 @@ pub struct AdminApi<C> {
     clock: Arc<dyn WallClock>,
     probes: Option<Arc<dyn ProbeDirectory>>,
     shards: Option<Arc<dyn ShardDirectory>>,
+    /// Sends `TestWebhook`'s event.
+    webhooks: crate::sinks::webhook::WebhookService,
 }
 
 impl<C: Cluster> AdminApi<C> {
     /// An API over `cluster`, admitting requests `auth` allows and stamping
     /// changes with `clock`.
     pub fn new(cluster: Arc<C>, auth: Arc<dyn Authorize>, clock: Arc<dyn WallClock>) -> Self {
-        Self { cluster, auth, clock, probes: None, shards: None }
+        Self {
+            cluster,
+            auth,
+            clock,
+            probes: None,
+            shards: None,
+            webhooks: crate::sinks::webhook::WebhookService::default(),
+        }
+    }
+
+    /// Sends `TestWebhook`'s events with `service` (its timeout, body cap
+    /// and trusted roots) instead of the defaults.
+    pub fn with_webhook_service(mut self, service: crate::sinks::webhook::WebhookService) -> Self {
+        self.webhooks = service;
+        self
     }
 
     /// Adds the live state of probe streams to `ListProbes` (the node's
@@ -309,15 +332,7 @@ impl<C: Cluster> pb::admin_service_server::AdminService for AdminApi<C> {
 
     async fn add_webhook(&self, request: GrpcRequest<pb::AddWebhookRequest>) -> Reply<pb::Webhook> {
         self.authorize(&request)?;
-        let req = request.into_inner();
-        let spec = convert::webhook_spec_from_pb(req.spec)?;
-        match self.change(req.mutation, Command::AddWebhook(spec)).await? {
-            Outcome::WebhookAdded { id } => {
-                let hook = self.cluster.read(|s| s.webhooks().get(&id).map(convert::webhook_to_pb));
-                Ok(Response::new(hook.ok_or(AdminError::Vanished { what: format!("webhook {id}") })?))
-            }
-            other => Err(AdminError::unexpected(&other).into()),
-        }
+        Ok(Response::new(self.add_webhook_inner(request.into_inner()).await?))
     }
 
     async fn update_webhook(&self, request: GrpcRequest<pb::UpdateWebhookRequest>) -> Reply<pb::Webhook> {
@@ -535,6 +550,14 @@ impl<C: Cluster> pb::admin_service_server::AdminService for AdminApi<C> {
         self.authorize(&request)?;
         let index = self.cluster.snapshot().await.map_err(AdminError::from)?;
         Ok(Response::new(pb::TriggerSnapshotReply { last_included_index: index }))
+    }
+
+    async fn test_webhook(
+        &self,
+        request: GrpcRequest<pb::TestWebhookRequest>,
+    ) -> Reply<pb::TestWebhookReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.test_webhook_inner(request.into_inner()).await?))
     }
 }
 

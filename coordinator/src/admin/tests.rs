@@ -13,6 +13,9 @@ use vantage_proto::pb::admin_service_server::AdminService;
 use super::*;
 use crate::state::ProbeId;
 
+// Generated webhook secrets and `TestWebhook`, in their own file.
+mod webhooks;
+
 /// A single in-memory "cluster" applying commands directly: a test double
 /// for the node, so these tests exercise only the API layer.
 #[derive(Default)]
@@ -323,7 +326,7 @@ async fn regions_webhooks_and_maintenance() {
         api.add_webhook(req(pb::AddWebhookRequest { mutation: mutation("w2"), spec: Some(bad) })).await;
     assert_eq!(
         status.unwrap_err().message(),
-        "spec.format: invalid webhook format \"teams\": use one of standard, slack"
+        "spec.format: invalid webhook format \"teams\": use one of standard, slack, alertmanager"
     );
     let removed = api
         .remove_webhook(req(pb::RemoveWebhookRequest {

@@ -14,10 +14,14 @@
 //! - `sink`: what to deliver and when: the queue or outbox, batching,
 //!   backpressure, and what is recorded after a delivery.
 //!
-//! Built so far: [`retry`] (shared by every sink) and the webhook's
-//! [`webhook::encoder`] and [`webhook::request`]. The webhook service and
-//! sink arrive with the alert outbox (committed transitions, delivered by
-//! the leader), the TSDB writers with export.
+//! Built so far: [`retry`] (shared by every sink) and the [`webhook`] sink
+//! whole: encoder, request, service and its sink, the alert outbox's
+//! [`webhook::Dispatcher`] (committed transitions, delivered by the
+//! leader). The TSDB writers come with export.
+//!
+//! Unlike the other sinks to come, the webhook dispatcher reads the
+//! replicated state and commits outcomes, so `sinks` may import `state`
+//! and `node` (see `coordinator/tests/layers.rs`).
 
 pub mod retry;
 pub mod webhook;

@@ -150,6 +150,10 @@ pub struct Delivery {
     pub incident: IncidentId,
     /// The alert.
     pub event: AlertEvent,
+    /// The endpoint's state after the transition; `None` in deliveries
+    /// recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
     /// When the transition was committed (its round).
     pub created_at: UnixMillis,
     /// Attempts made so far.
@@ -274,8 +278,20 @@ pub(super) fn record_transition(
     let transition =
         Transition { from: record.from, to: record.to, at: at.to_system_time(), alert: record.alert };
     let mut deliveries = Vec::new();
-    let incident = opened.or_else(|| resolved.first().copied());
-    if let (Some(event), Some(incident)) = (alert_event(&transition), incident) {
+    let event = alert_event(&transition);
+    // The incident the alert is about: the outage that resolved for
+    // `outage_resolved` (an outage that ends in `degraded` also opens a
+    // degraded incident, which is not what the alert reports), else the
+    // one that opened.
+    let resolved_outage = resolved
+        .iter()
+        .copied()
+        .find(|id| state.tables.incidents.get(id).is_some_and(|i| i.kind == IncidentKind::Outage));
+    let incident = match event {
+        Some(AlertEvent::OutageResolved) => resolved_outage.or(opened),
+        _ => opened.or_else(|| resolved.first().copied()),
+    };
+    if let (Some(event), Some(incident)) = (event, incident) {
         let webhooks: Vec<WebhookId> = state
             .tables
             .webhooks
@@ -294,6 +310,7 @@ pub(super) fn record_transition(
                     endpoint: record.endpoint,
                     incident,
                     event,
+                    state: Some(record.to),
                     created_at: at,
                     attempts: 0,
                     last_error: None,

@@ -32,6 +32,7 @@ fn webhook_spec(name: &str, url: &str) -> WebhookSpec {
         format: WebhookFormat::Standard,
         events: BTreeSet::new(),
         labels: Default::default(),
+        allow_private: false,
     }
 }
 
@@ -993,6 +994,26 @@ fn a_transition_opens_an_incident_and_queues_one_delivery_per_matching_webhook()
     assert_eq!(state.deliveries()[&deliveries[0]].incident, incident);
     assert_eq!(state.incidents()[&incident].resolved_at, Some(UnixMillis(T0.0 + 3_000)));
     assert!(state.agreement()[&EndpointId(2)].open.is_empty());
+}
+
+#[test]
+fn an_outage_ending_in_degraded_alerts_about_the_outage() {
+    let mut state = fixture();
+    let opened = state.apply(&request("t1", transition(2, State::Unknown, State::Down, 1_000, true)));
+    let Applied(Outcome::TransitionRecorded { opened: Some(outage), .. }) = opened else {
+        panic!("{opened:?}")
+    };
+    let response = state.apply(&request("t2", transition(2, State::Down, State::Degraded, 2_000, true)));
+    let Applied(Outcome::TransitionRecorded { opened: Some(degraded), resolved, deliveries }) = response
+    else {
+        panic!("{response:?}")
+    };
+    assert_eq!(resolved, [outage]);
+    assert_eq!(state.incidents()[&degraded].kind, IncidentKind::Degraded);
+    let delivery = &state.deliveries()[&deliveries[0]];
+    assert_eq!(delivery.event, AlertEvent::OutageResolved);
+    assert_eq!(delivery.incident, outage, "the alert names the outage that resolved");
+    assert_eq!(delivery.state, Some(State::Degraded), "and the state the endpoint is in now");
 }
 
 #[test]

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Uri};
 
+use vantage_core::webhook::WebhookFormat;
+
 use super::encoder::signature;
 
 /// The `User-Agent` of deliveries.
@@ -44,6 +46,24 @@ pub struct Delivery<'a> {
     pub timestamp_secs: i64,
     /// The encoded body (JSON).
     pub body: Bytes,
+}
+
+/// The path Alertmanager's API v2 takes alerts at.
+pub const ALERTMANAGER_PATH: &str = "/api/v2/alerts";
+
+/// Where a webhook's deliveries go: its URL, except that an Alertmanager
+/// URL without a path (`http://alertmanager:9093`) means its
+/// [`ALERTMANAGER_PATH`].
+pub fn target_url(url: &str, format: WebhookFormat) -> String {
+    if format == WebhookFormat::Alertmanager {
+        if let Ok(mut parsed) = url::Url::parse(url) {
+            if parsed.path().is_empty() || parsed.path() == "/" {
+                parsed.set_path(ALERTMANAGER_PATH);
+                return parsed.to_string();
+            }
+        }
+    }
+    url.to_string()
 }
 
 /// Builds the POST for `delivery`, signed with `key`.
@@ -92,6 +112,18 @@ mod tests {
         assert_eq!(header("content-type"), "application/json");
         assert!(header("user-agent").starts_with("vantage-coordinator/"));
         assert_eq!(request.body(), &delivery.body);
+    }
+
+    #[test]
+    fn alertmanager_urls_without_a_path_post_to_the_alerts_api() {
+        let am = WebhookFormat::Alertmanager;
+        assert_eq!(target_url("http://am:9093", am), "http://am:9093/api/v2/alerts");
+        assert_eq!(target_url("http://am:9093/", am), "http://am:9093/api/v2/alerts");
+        assert_eq!(
+            target_url("http://am:9093/proxy/api/v2/alerts", am),
+            "http://am:9093/proxy/api/v2/alerts"
+        );
+        assert_eq!(target_url("http://hooks/", WebhookFormat::Standard), "http://hooks/");
     }
 
     #[test]
