@@ -23,6 +23,8 @@
 //! - [`operator`] — a deployment from those binaries, as an operator runs
 //!   it: a TLS coordinator cluster, `vantagectl`, probe agents; optionally
 //!   with a fault link on every path between them.
+//! - [`webhook_receiver`] — a scripted webhook receiver on loopback and
+//!   Standard Webhooks signature checks (ours and the PyPI reference).
 //! - [`faultnet`] — a network the tests control: [`Link`], a userspace TCP
 //!   proxy that delays, blackholes, cuts one direction, refuses, resets and
 //!   heals at run time; [`faultnet::Island`], a process in its own network
@@ -44,6 +46,7 @@ pub mod http_target;
 pub mod operator;
 pub mod pki;
 pub mod process;
+pub mod webhook_receiver;
 
 mod tasks;
 

@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vantage_tests::operator::Deployment;
+use vantage_tests::webhook_receiver::{reference_verify, verify, Fault, Receiver};
 use vantage_tests::{HttpTarget, TargetOptions};
+
+/// The signing secret of the test webhook (Standard Webhooks form).
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 const PROBES: [(&str, &str); 3] = [("eu-1", "eu"), ("us-1", "us"), ("ap-1", "ap")];
 const RAFT: &str =
@@ -85,6 +89,39 @@ impl World {
     fn of_kind(&self, kind: &str) -> Vec<Value> {
         self.incidents().into_iter().filter(|i| i["kind"] == kind).collect()
     }
+
+    /// A webhook for every event, delivering to a receiver on loopback.
+    fn webhook(&self) -> Receiver {
+        let receiver = Receiver::start(Fault::Ok);
+        let url = receiver.url("/hook");
+        self.d
+            .ok(self.leader(), &["webhook", "add", "oncall", &url, "--secret", SECRET, "--allow-private"])
+            .unwrap();
+        receiver
+    }
+}
+
+/// The bodies of the deliveries of `kind` the receiver accepted.
+fn events(receiver: &Receiver, kind: &str) -> Vec<Value> {
+    receiver
+        .seen()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|body| body["type"] == kind)
+        .collect()
+}
+
+/// Waits until the receiver has `count` deliveries of `kind`.
+#[track_caller]
+fn wait_events(receiver: &Receiver, kind: &str, count: usize, within: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = events(receiver, kind);
+        if seen.len() >= count || Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn regions_down(incident: &Value) -> Vec<String> {
@@ -99,6 +136,7 @@ fn regions_down(incident: &Value) -> Vec<String> {
 #[test]
 fn t10_one_region_is_degraded_two_are_one_outage_and_recovery_resolves_it() {
     let w = World::start(1, &[]);
+    let receiver = w.webhook();
     w.wait_state("up", Duration::from_secs(30));
 
     w.target.fail_regions(&["eu"]);
@@ -133,12 +171,36 @@ fn t10_one_region_is_degraded_two_are_one_outage_and_recovery_resolves_it() {
         }
     }
 
+    let opened = wait_events(&receiver, "outage_opened", 1, Duration::from_secs(10));
+    assert_eq!(opened.len(), 1, "one outage_opened webhook: {opened:?}");
+    let mut down: Vec<&str> = opened[0]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == "down")
+        .filter_map(|r| r["region"].as_str())
+        .collect();
+    down.sort_unstable();
+    assert_eq!(down, ["eu", "us"], "the webhook carries both regions' evidence: {}", opened[0]);
+
     w.target.fail_regions(&[]);
     w.wait_state("up", Duration::from_secs(10));
     let outages = w.of_kind("outage");
     assert_eq!(outages.len(), 1, "exactly one outage in all: {outages:?}");
     assert_eq!(outages[0]["open"], false);
     assert!(outages[0]["resolved_at_unix_ms"].as_i64().is_some(), "{}", outages[0]);
+    let resolved = wait_events(&receiver, "outage_resolved", 1, Duration::from_secs(10));
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    // Nothing more arrives later, and every delivery is signed.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(events(&receiver, "outage_opened").len(), 1);
+    assert_eq!(events(&receiver, "outage_resolved").len(), 1);
+    assert_eq!(events(&receiver, "degraded").len(), 1, "eu alone was one degraded alert");
+    let seen = receiver.seen();
+    for delivery in &seen {
+        verify(SECRET, delivery).unwrap_or_else(|e| panic!("{}: {e}", delivery.id()));
+    }
+    reference_verify(SECRET, &seen);
 }
 
 #[test]
