@@ -73,6 +73,12 @@ pub struct DevArgs {
     /// admin token.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Send every alert (outage opened or resolved, degraded, flapping) to
+    /// this URL as signed Standard Webhooks JSON, e.g. a receiver of your
+    /// own on http://127.0.0.1:9000/. The signing secret (whsec_…) is
+    /// generated and printed once.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
 }
 
 /// One demo endpoint: a name and the path the demo server answers on.
@@ -137,20 +143,26 @@ async fn run_in(args: &DevArgs, dir: &Path, shutdown: CancellationToken) -> anyh
     let api_url = format!("http://{}", connect_addr(args.api));
     let ready = async {
         let mut admin = Admin::connect(&api_url, &token).await?;
-        admin.preload(&targets, dir, &api_url, &probes, &probes_stop).await
+        let names = admin.preload(&targets, dir, &api_url, &probes, &probes_stop).await?;
+        let webhook = match &args.webhook {
+            Some(url) => Some(admin.webhook(url).await?),
+            None => None,
+        };
+        Ok::<_, anyhow::Error>((names, webhook))
     };
     let outcome = tokio::select! {
         outcome = ready => outcome,
-        () = shutdown.cancelled() => Ok(Vec::new()),
+        () = shutdown.cancelled() => Ok((Vec::new(), None)),
         stopped = &mut coordinator => {
             targets_stop.cancel();
             return Err(stopped_early(stopped));
         }
     };
     let stopped_by_itself = match outcome {
-        Ok(probe_names) => {
+        Ok((probe_names, webhook)) => {
             if !shutdown.is_cancelled() {
-                print_banner(args, dir, &token, &token_path, &targets, &probe_names, &api_url);
+                let banner = Banner { args, dir, token: &token, token_path: &token_path, targets: &targets };
+                print_banner(&banner, &probe_names, &api_url, webhook.as_ref());
             }
             tokio::select! {
                 () = shutdown.cancelled() => None,
@@ -215,20 +227,28 @@ fn connect_addr(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn print_banner(
-    args: &DevArgs,
-    dir: &Path,
-    token: &str,
-    token_path: &Path,
-    targets: &DemoServer,
-    probes: &[String],
-    api_url: &str,
-) {
+/// What the banner shows besides the probes and the API address.
+struct Banner<'a> {
+    args: &'a DevArgs,
+    dir: &'a Path,
+    token: &'a str,
+    token_path: &'a Path,
+    targets: &'a DemoServer,
+}
+
+/// The webhook dev mode added, and its secret when it was generated now.
+struct DevWebhook {
+    url: String,
+    secret: Option<String>,
+}
+
+fn print_banner(banner: &Banner<'_>, probes: &[String], api_url: &str, webhook: Option<&DevWebhook>) {
+    let Banner { args, dir, token, token_path, targets } = *banner;
     let http = connect_addr(args.http);
     let kept = if args.data_dir.is_some() { "kept on exit" } else { "removed on exit" };
     let mut text = String::new();
     text.push_str("\nVantage dev mode is running.\n\n");
-    text.push_str(&format!("  HTTP          http://{http}  (/healthz, /api/endpoints)\n"));
+    text.push_str(&format!("  HTTP          http://{http}  (/healthz, /api/endpoints, /api/incidents)\n"));
     text.push_str(&format!("  API           {api_url}\n"));
     text.push_str(&format!("  admin token   {token}\n"));
     text.push_str(&format!("  token file    {}\n", token_path.display()));
@@ -237,12 +257,23 @@ fn print_banner(
     for demo in &DEMOS {
         text.push_str(&format!("  endpoint      {:<13} {}  {}\n", demo.name, targets.url(demo), demo.what));
     }
+    if let Some(webhook) = webhook {
+        text.push_str(&format!("  webhook       {}  (every alert, signed: Standard Webhooks)\n", webhook.url));
+        match &webhook.secret {
+            Some(secret) => text.push_str(&format!("  secret        {secret}  (shown once: verify deliveries with it)\n")),
+            None => text.push_str("  secret        the one generated on the first run with this --data-dir\n"),
+        }
+    }
     text.push_str("\nTry:\n");
     text.push_str(&format!(
         "  vantagectl --server {api_url} --token-file {} probe list\n",
         token_path.display()
     ));
     text.push_str(&format!("  curl http://{http}/api/endpoints\n"));
+    text.push_str(&format!(
+        "  vantagectl --server {api_url} --token-file {} incident list   (demo-outage goes down a minute in)\n",
+        token_path.display()
+    ));
     text.push_str("\nCtrl-C stops everything.\n");
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
@@ -300,6 +331,37 @@ impl Admin {
             request.metadata_mut().insert("authorization", value);
         }
         request
+    }
+
+    /// Adds (or, with a reused `--data-dir`, points) the `dev-webhook`
+    /// webhook at `url`: every event, standard format, private addresses
+    /// allowed (a receiver on this machine); the server generates its
+    /// secret.
+    async fn webhook(&mut self, url: &str) -> anyhow::Result<DevWebhook> {
+        let spec = pb::WebhookSpec {
+            name: "dev-webhook".into(),
+            url: url.into(),
+            format: "standard".into(),
+            allow_private: true,
+            ..Default::default()
+        };
+        let request = self.request(pb::AddWebhookRequest { mutation: self.mutation("webhook"), spec: Some(spec.clone()) });
+        match self.client.add_webhook(request).await {
+            Ok(reply) => {
+                let secret = Some(reply.into_inner().generated_secret).filter(|s| !s.is_empty());
+                Ok(DevWebhook { url: url.into(), secret })
+            }
+            Err(status) if status.code() == tonic::Code::AlreadyExists => {
+                let request = self.request(pb::UpdateWebhookRequest {
+                    mutation: self.mutation("webhook-update"),
+                    id_or_name: "dev-webhook".into(),
+                    spec: Some(spec),
+                });
+                self.client.update_webhook(request).await.context("pointing dev-webhook at --webhook")?;
+                Ok(DevWebhook { url: url.into(), secret: None })
+            }
+            Err(status) => Err(status).with_context(|| format!("adding the webhook {url}")),
+        }
     }
 
     fn mutation(&self, what: &str) -> Option<pb::Mutation> {
