@@ -258,10 +258,17 @@ fn print_banner(banner: &Banner<'_>, probes: &[String], api_url: &str, webhook: 
         text.push_str(&format!("  endpoint      {:<13} {}  {}\n", demo.name, targets.url(demo), demo.what));
     }
     if let Some(webhook) = webhook {
-        text.push_str(&format!("  webhook       {}  (every alert, signed: Standard Webhooks)\n", webhook.url));
+        text.push_str(&format!(
+            "  webhook       {}  (every alert, signed: Standard Webhooks)\n",
+            webhook.url
+        ));
         match &webhook.secret {
-            Some(secret) => text.push_str(&format!("  secret        {secret}  (shown once: verify deliveries with it)\n")),
-            None => text.push_str("  secret        the one generated on the first run with this --data-dir\n"),
+            Some(secret) => {
+                text.push_str(&format!("  secret        {secret}  (shown once: verify deliveries with it)\n"))
+            }
+            None => {
+                text.push_str("  secret        the one generated on the first run with this --data-dir\n")
+            }
         }
     }
     text.push_str("\nTry:\n");
@@ -345,7 +352,8 @@ impl Admin {
             allow_private: true,
             ..Default::default()
         };
-        let request = self.request(pb::AddWebhookRequest { mutation: self.mutation("webhook"), spec: Some(spec.clone()) });
+        let request = self
+            .request(pb::AddWebhookRequest { mutation: self.mutation("webhook"), spec: Some(spec.clone()) });
         match self.client.add_webhook(request).await {
             Ok(reply) => {
                 let secret = Some(reply.into_inner().generated_secret).filter(|s| !s.is_empty());

@@ -121,6 +121,38 @@ fn t20_the_webhook_id_stays_the_same_across_retries() {
 }
 
 #[test]
+fn t25_one_endpoints_alerts_arrive_in_the_order_they_were_decided() {
+    let receiver = Receiver::start(Fault::Ok);
+    // The first two attempts fail: the outage_resolved decided meanwhile
+    // must still arrive after the outage_opened.
+    receiver.script([Fault::Status(500), Fault::Status(500)]);
+    let cluster = Cluster::start(1);
+    cluster.wait_for_leader(&[1], SETTLE);
+    let endpoint = add_endpoint(&cluster, 1);
+    add_webhook(&cluster, 1, hook("oncall", &receiver.url("/hook")));
+    transition(&cluster, 1, endpoint, State::Unknown, State::Down, "t25-open");
+    transition(&cluster, 1, endpoint, State::Down, State::Up, "t25-resolve");
+    let dispatcher = start_dispatcher(&cluster, 1, options());
+    wait_delivered(&cluster, 1, 2);
+    let kinds: Vec<String> = receiver
+        .seen()
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["outage_opened", "outage_opened", "outage_opened", "outage_resolved"],
+        "in order, retries first"
+    );
+    stop(&cluster, 1, dispatcher);
+}
+
+#[test]
 fn t30_a_hang_a_reset_and_a_flood_are_retried_until_the_receiver_heals() {
     let receiver = Receiver::start(Fault::Ok);
     receiver.script([Fault::Hang, Fault::Reset, Fault::Huge, Fault::Status(503)]);

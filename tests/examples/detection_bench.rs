@@ -22,7 +22,8 @@ use vantage_tests::webhook_receiver::{verify, Fault, Receiver};
 use vantage_tests::{HttpTarget, TargetOptions};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const RAFT: &str = "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n";
+const RAFT: &str =
+    "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -46,8 +47,38 @@ fn main() -> anyhow::Result<()> {
     d.ok(n, &["region", "add", "eu", "us", "ap"])?;
     let url = target.url("/");
     let interval_text = format!("{}s", interval.as_secs());
-    d.ok(n, &["endpoint", "add", "web", &url, "--interval", &interval_text, "--timeout", "2s", "--allow-private", "--recovery-rounds", "1"])?;
-    d.ok(n, &["webhook", "add", "bench", &receiver.url("/"), "--secret", SECRET, "--allow-private", "--event", "outage_opened", "--event", "outage_resolved"])?;
+    d.ok(
+        n,
+        &[
+            "endpoint",
+            "add",
+            "web",
+            &url,
+            "--interval",
+            &interval_text,
+            "--timeout",
+            "2s",
+            "--allow-private",
+            "--recovery-rounds",
+            "1",
+        ],
+    )?;
+    d.ok(
+        n,
+        &[
+            "webhook",
+            "add",
+            "bench",
+            &receiver.url("/"),
+            "--secret",
+            SECRET,
+            "--allow-private",
+            "--event",
+            "outage_opened",
+            "--event",
+            "outage_resolved",
+        ],
+    )?;
     for (name, region) in [("eu-1", "eu"), ("us-1", "us"), ("ap-1", "ap")] {
         d.add_probe(n, name, region, "")?;
         d.start_probe(name)?;

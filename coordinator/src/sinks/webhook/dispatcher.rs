@@ -231,8 +231,14 @@ fn dispatch_due(shared: &Arc<Shared>, term: u64) {
         let in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         shared.node.read_local(|applied| {
             let mesh = &applied.mesh;
+            // One endpoint's alerts reach one webhook in the order they were
+            // decided (deliveries by id): a later one waits while an earlier
+            // one for the same pair is still pending.
+            let mut first_of_pair = std::collections::BTreeSet::new();
             mesh.deliveries()
                 .values()
+                .filter(|d| matches!(d.status, DeliveryStatus::Pending { .. }))
+                .filter(|d| first_of_pair.insert((d.webhook, d.endpoint)))
                 .filter(|d| is_due(&d.status, now))
                 .filter(|d| !in_flight.contains(&d.id))
                 .take(free)
