@@ -10,8 +10,10 @@
 //!   Unknown; with two regions gone the endpoint is `unknown`, never down.
 //! - t30: a target flapping every round is one flapping incident, not an
 //!   outage per change.
-//! - t40: a new leader (the old one SIGKILLed during an outage) neither
-//!   resolves nor opens the outage again in its first interval.
+//! - t40: a new leader (the old one SIGKILLed during an outage, while the
+//!   webhook receiver answers 500) neither resolves nor opens the outage
+//!   again in its first interval, and delivers: one `webhook-id` for every
+//!   attempt of a transition, each transition accepted exactly once.
 
 use std::time::{Duration, Instant};
 
@@ -265,11 +267,19 @@ fn t30_a_flapping_target_is_one_flapping_incident() {
 #[test]
 fn t40_a_new_leader_neither_resolves_nor_reopens_in_its_first_interval() {
     let mut w = World::start(3, &[]);
+    // The receiver answers 500 until after the failover.
+    let receiver = w.webhook();
+    receiver.set_default(Fault::Status(500));
     w.wait_state("up", Duration::from_secs(30));
     w.target.fail_regions(&["eu", "us", "ap"]);
     w.wait_state("down", Duration::from_secs(15));
     let before = w.of_kind("outage");
     assert_eq!(before.len(), 1, "{before:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while events(&receiver, "outage_opened").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!events(&receiver, "outage_opened").is_empty(), "the old leader tried to deliver");
 
     let old = w.leader();
     w.d.kill_node(old);
@@ -284,9 +294,38 @@ fn t40_a_new_leader_neither_resolves_nor_reopens_in_its_first_interval() {
         assert_eq!(outages[0]["open"], true, "not resolved by the new leader: {outages:?}");
         std::thread::sleep(Duration::from_millis(300));
     }
+    receiver.set_default(Fault::Ok);
     w.target.fail_regions(&[]);
     w.wait_state("up", Duration::from_secs(20));
     let outages = w.of_kind("outage");
     assert_eq!(outages.len(), 1);
     assert_eq!(outages[0]["open"], false);
+
+    // Across the SIGKILL: every attempt for one transition carried one
+    // webhook-id, each transition was accepted exactly once, none is lost.
+    let resolved = wait_events(&receiver, "outage_resolved", 1, Duration::from_secs(20));
+    assert!(!resolved.is_empty(), "outage_resolved delivered");
+    let seen = receiver.seen();
+    let mut by_id: std::collections::BTreeMap<String, (String, usize, usize)> = Default::default();
+    for r in &seen {
+        let kind = serde_json::from_slice::<Value>(&r.body)
+            .map(|b| b["type"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let entry = by_id.entry(r.id().to_string()).or_insert((kind, 0, 0));
+        entry.1 += 1;
+        entry.2 += usize::from(r.status == 200);
+    }
+    let opened: Vec<_> = by_id.values().filter(|(k, _, _)| k == "outage_opened").collect();
+    assert_eq!(
+        opened.len(),
+        1,
+        "one webhook-id for the outage_opened across retries and the failover: {by_id:?}"
+    );
+    assert!(opened[0].1 >= 2, "retried: {by_id:?}");
+    for (id, (kind, _, accepted)) in &by_id {
+        assert_eq!(*accepted, 1, "{kind} ({id}) accepted exactly once: {by_id:?}");
+    }
+    for delivery in &seen {
+        verify(SECRET, delivery).unwrap_or_else(|e| panic!("{}: {e}", delivery.id()));
+    }
 }
