@@ -46,13 +46,21 @@ pub fn parse_instant_ms(text: &str, now: SystemTime) -> Result<i64, String> {
 }
 
 /// Formats Unix milliseconds as RFC 3339 in UTC, with milliseconds only
-/// when there are any.
+/// when there are any, and then always three digits (`.090Z`, not `.09Z`),
+/// so times line up in a table column.
 pub fn format_rfc3339_ms(ms: i64) -> String {
     let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
         return format!("@{ms}ms");
     };
-    // Rfc3339 prints the fraction only when it is not zero.
-    at.format(&Rfc3339).unwrap_or_else(|_| format!("@{ms}ms"))
+    let whole = at.replace_millisecond(0).unwrap_or(at);
+    // Rfc3339 prints no fraction for a whole second.
+    let Ok(text) = whole.format(&Rfc3339) else {
+        return format!("@{ms}ms");
+    };
+    match at.millisecond() {
+        0 => text,
+        millis => format!("{}.{millis:03}Z", text.trim_end_matches('Z')),
+    }
 }
 
 /// A wall-clock time as Unix milliseconds (clamped at the epoch).
@@ -65,6 +73,17 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use super::*;
+
+    #[test]
+    fn instants_print_milliseconds_as_three_digits_or_not_at_all() {
+        assert_eq!(format_rfc3339_ms(1_796_000_000_000), "2026-11-30T00:53:20Z");
+        assert_eq!(format_rfc3339_ms(1_796_000_000_090), "2026-11-30T00:53:20.090Z");
+        assert_eq!(format_rfc3339_ms(1_796_000_000_045), "2026-11-30T00:53:20.045Z");
+        assert_eq!(format_rfc3339_ms(1_796_000_000_100), "2026-11-30T00:53:20.100Z");
+        for ms in [1_796_000_000_000, 1_796_000_000_090, 1_796_000_000_999] {
+            assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(ms)), Ok(ms));
+        }
+    }
 
     #[test]
     fn durations_round_trip_through_the_compact_form() {

@@ -46,6 +46,7 @@ pub mod clock;
 pub mod config_text;
 pub mod diagnostics;
 pub mod endpoint;
+pub mod history;
 pub mod ids;
 pub mod maintenance;
 pub mod netguard;
