@@ -45,7 +45,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::error::{ClusterError, StartError};
-pub use self::history::HistoryError;
+pub use self::history::{read_endpoint_history, HistoryError};
 pub use self::options::{NodeOptions, OptionsError};
 pub use self::status::{ClusterStatus, MemberStatus, Role};
 pub use crate::raft::tls::PeerTls;

@@ -6,6 +6,7 @@
 use vantage_core::history::{EndpointHistory, HistoryInputs, IncidentSpan, Span, Window};
 
 use super::ClusterNode;
+use crate::raft::store::StateReader;
 use crate::state::UnixMillis;
 
 /// Why a history could not be read.
@@ -27,7 +28,20 @@ impl ClusterNode {
         window: Window,
         now: UnixMillis,
     ) -> Result<EndpointHistory, HistoryError> {
-        let reader = self.reader();
+        read_endpoint_history(&self.reader(), name, window, now)
+    }
+}
+
+/// `name`'s history over `window`, as of `now`, from a state machine's
+/// reader (what [`ClusterNode::endpoint_history`] does; the history
+/// benchmark calls it on a bare store).
+pub fn read_endpoint_history(
+    reader: &StateReader,
+    name: &str,
+    window: Window,
+    now: UnixMillis,
+) -> Result<EndpointHistory, HistoryError> {
+    {
         let (id, mut inputs) = reader
             .read(|applied| {
                 let mesh = &applied.mesh;
