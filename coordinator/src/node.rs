@@ -25,6 +25,7 @@
 pub mod forward;
 
 mod error;
+mod history;
 mod leader;
 mod membership;
 mod options;
@@ -44,6 +45,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::error::{ClusterError, StartError};
+pub use self::history::HistoryError;
 pub use self::options::{NodeOptions, OptionsError};
 pub use self::status::{ClusterStatus, MemberStatus, Role};
 pub use crate::raft::tls::PeerTls;

@@ -64,9 +64,13 @@ impl MaintenanceSpec {
     /// window's labels; a window naming neither covers every endpoint) at
     /// `now`.
     pub fn covers(&self, endpoint: EndpointId, labels: &Labels, now: UnixMillis) -> bool {
-        if now < self.starts_at || now >= self.ends_at {
-            return false;
-        }
+        now >= self.starts_at && now < self.ends_at && self.applies_to(endpoint, labels)
+    }
+
+    /// Whether the window is for an endpoint (by id, or by carrying all the
+    /// window's labels; a window naming neither is for every endpoint),
+    /// whenever it is.
+    pub fn applies_to(&self, endpoint: EndpointId, labels: &Labels) -> bool {
         if self.endpoints.is_empty() && self.labels.is_empty() {
             return true;
         }

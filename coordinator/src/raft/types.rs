@@ -1,7 +1,6 @@
 //! The openraft type configuration of the coordinator cluster.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,15 +27,15 @@ impl fmt::Display for Node {
 
 openraft::declare_raft_types!(
     /// The coordinator's Raft types: [`Request`]s in, [`CommandResponse`]s
-    /// out, snapshots as in-memory byte buffers (the mesh state is small
-    /// enough to hold; see `raft::store`).
+    /// out, snapshots as files (the history they carry is too large to
+    /// hold in memory; see `raft::store`).
     pub TypeConfig:
         D = Request,
         R = CommandResponse,
         NodeId = NodeId,
         Node = Node,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

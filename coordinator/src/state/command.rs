@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::admin_tokens::AdminTokenSpec;
+use super::history::RollupBatch;
 use super::ids::{AdminTokenId, EndpointId, MaintenanceId, ProbeId, UnixMillis, WebhookId};
 use super::ids::{DeliveryId, IncidentId};
 use super::incidents::{DeliveryRecord, TransitionRecord};
@@ -197,6 +198,11 @@ pub enum Command {
     RecordTransition(TransitionRecord),
     /// Records how a delivery attempt ended.
     RecordDelivery(DeliveryRecord),
+    /// Records the leader's rollups of the last minute or so (see
+    /// [`super::history`]). Not remembered under its idempotency key: the
+    /// batch number makes it idempotent, and one a minute would crowd
+    /// admins' keys out.
+    RecordRollups(RollupBatch),
 }
 
 /// What applying one log entry produced.
@@ -362,6 +368,15 @@ pub enum Outcome {
         /// False when the delivery had already finished.
         changed: bool,
     },
+    /// A rollup batch was recorded.
+    RollupsRecorded {
+        /// The batch's number.
+        batch: u64,
+        /// Rows stored (of endpoints that exist, in periods still kept).
+        rows: u64,
+        /// True when the batch was already applied: nothing changed.
+        duplicate: bool,
+    },
     /// An ingest checkpoint was recorded.
     IngestRecorded {
         /// Numbers the ledger already had (zero unless a result was
@@ -470,6 +485,14 @@ pub enum CommandError {
         recorded: vantage_core::agreement::State,
         /// The state the transition starts from.
         from: vantage_core::agreement::State,
+    },
+    /// A command carries more than its limit.
+    #[error("too many {what}: at most {max}")]
+    TooLarge {
+        /// What was counted.
+        what: String,
+        /// The limit.
+        max: u64,
     },
     /// A specification breaks the rules of its kind (names, URLs,
     /// intervals, expectations, labels, secrets, windows). Replicated in

@@ -16,6 +16,8 @@
 //! - [`incidents`]: agreement's decisions: each endpoint's agreed state,
 //!   incidents with their evidence, and the alert outbox (deliveries and
 //!   their outcomes);
+//! - [`history`]: the numbering of the leader's rollup batches (the
+//!   rollups themselves are stored by the state machine, in redb);
 //! - [`ingest`]: the ledger of result sequence numbers each probe had
 //!   processed, which makes result delivery exactly-once across leaders;
 //! - [`command`]: [`Request`], [`Command`], [`CommandResponse`];
@@ -27,13 +29,14 @@
 //! and the rules that need nothing but the spec live in `vantage-core`;
 //! apply adds the rules that need the rest of the state.
 //!
-//! Later families (incidents, the alert outbox, rollups) add a module, a
-//! table in [`MeshState`] with a serde default, and their commands.
+//! Later families add a module, a table in [`MeshState`] with a serde
+//! default, and their commands.
 
 pub mod admin_tokens;
 pub mod cluster;
 pub mod command;
 pub mod endpoints;
+pub mod history;
 pub mod idempotency;
 pub mod ids;
 pub mod incidents;
@@ -126,6 +129,10 @@ struct Tables {
     /// The alert outbox: pending and recently finished deliveries.
     #[serde(default)]
     deliveries: BTreeMap<DeliveryId, incidents::Delivery>,
+    /// The last rollup batch applied (the rollups live in the state
+    /// machine's redb tables, not here).
+    #[serde(default)]
+    history: history::HistoryLedger,
 }
 
 impl MeshState {
@@ -148,6 +155,10 @@ impl MeshState {
         // would crowd admins' keys out of the bounded memory.
         if let Command::RecordIngest { entries } = &request.command {
             return CommandResponse::Applied(ingest::record_ingest(self, request.issued_at, entries));
+        }
+        // Rollup batches likewise: their numbers make them idempotent.
+        if let Command::RecordRollups(batch) = &request.command {
+            return history::record_rollups(self, request.issued_at, batch).into();
         }
         let fingerprint = idempotency::fingerprint(&request.command);
         match self.tables.recent_requests.lookup(&request.idempotency_key, fingerprint) {
@@ -199,6 +210,7 @@ impl MeshState {
             Command::RecordIngest { entries } => Ok(ingest::record_ingest(self, at, entries)),
             Command::RecordTransition(record) => incidents::record_transition(self, record),
             Command::RecordDelivery(record) => incidents::record_delivery(self, record),
+            Command::RecordRollups(batch) => history::record_rollups(self, at, batch),
         }
     }
 
@@ -279,6 +291,11 @@ impl MeshState {
     /// Alert deliveries, pending and recently finished.
     pub fn deliveries(&self) -> &BTreeMap<DeliveryId, incidents::Delivery> {
         &self.tables.deliveries
+    }
+
+    /// The last rollup batch applied.
+    pub fn history_ledger(&self) -> &history::HistoryLedger {
+        &self.tables.history
     }
 
     /// The last id assigned for each kind of object.

@@ -3,7 +3,8 @@
 //! ```text
 //! data_dir/
 //!   raft.redb                     log entries, vote, committed log id, last purged log id
-//!   snapshots/current.snapshot    the latest state machine snapshot
+//!   history.redb                  the rollup tables (hourly and daily), applied by the state machine
+//!   snapshots/current.snapshot    the latest state machine snapshot (mesh document + rollup rows)
 //! ```
 //!
 //! - [`LogStore`] (openraft's `RaftLogStorage`) keeps the log and the vote
@@ -25,6 +26,7 @@
 //! damaged snapshot, a data dir missing pieces) are a [`StoreError`] naming
 //! the file and what to do.
 
+mod history;
 mod log_store;
 mod snapshot_file;
 mod state_machine;
@@ -36,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 use openraft::{AnyError, ErrorSubject, ErrorVerb, StorageIOError};
 
+pub use self::history::{HistoryIoError, HistoryStore, HISTORY_FILE};
 pub use self::log_store::{LogReader, LogStore};
 pub use self::state_machine::{AppliedState, SnapshotBuilder, StateMachineStore, StateReader};
 use super::types::{NodeId, StorageError};
@@ -137,6 +140,14 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The rollup tables could not be opened.
+    #[error("cannot open the history tables {path}: {reason}; if the file is damaged, remove it: it is rebuilt from the snapshot and the log")]
+    History {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The snapshot file is intact but its state does not decode.
     #[error("snapshot {path} cannot be loaded: {source}")]
     SnapshotFormat {
@@ -169,7 +180,9 @@ pub fn open(data_dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError
     if let (Some(purged), None) = (log.last_purged_on_open(), &snapshot) {
         return Err(StoreError::SnapshotMissing { path: log_path, snapshot_dir, purged_index: purged.index });
     }
-    let state_machine = StateMachineStore::open(snapshot_dir, snapshot)?;
+    let history = HistoryStore::open(data_dir)
+        .map_err(|e| StoreError::History { path: data_dir.join(HISTORY_FILE), reason: e.to_string() })?;
+    let state_machine = StateMachineStore::open(snapshot_dir, history, snapshot)?;
     Ok((log, state_machine))
 }
 

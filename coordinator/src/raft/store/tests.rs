@@ -9,6 +9,7 @@ use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::{log_id, StoreBuilder, Suite};
 use openraft::{EntryPayload, Membership, RaftLogReader, RaftSnapshotBuilder, StorageHelper};
 use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
 
 use super::{open, LogStore, StateMachineStore, StoreError, LOG_FILE, SNAPSHOT_DIR};
 use crate::raft::types::{Entry, Node, StorageError, TypeConfig, Vote};
@@ -143,8 +144,9 @@ async fn a_snapshot_that_does_not_decode_is_a_storage_error() {
     let dir = tempfile::tempdir().unwrap();
     let (_log, mut state_machine) = open(dir.path()).unwrap();
     let mut receiving = state_machine.begin_receiving_snapshot().await.unwrap();
-    receiving.get_mut().extend_from_slice(br#"{"version":9,"state":{}}"#);
     let meta = openraft::SnapshotMeta { last_log_id: Some(log_id(1, 1, 3)), ..Default::default() };
+    receiving.write_all(&super::snapshot_file::frame(&meta, br#"{"version":9,"state":{}}"#)).await.unwrap();
+    receiving.flush().await.unwrap();
     let error = state_machine.install_snapshot(&meta, receiving).await.unwrap_err();
     assert!(error.to_string().contains("snapshot format version 9 is not supported"), "{error}");
     assert_eq!(state_machine.applied_state().await.unwrap().0, None, "nothing was installed");
@@ -208,7 +210,7 @@ async fn a_damaged_snapshot_is_refused() {
     let cases: [(&str, Vec<u8>, &str); 3] = [
         ("bit flip", flipped, "does not match the recorded"),
         ("truncated", truncated, "bytes of data, found"),
-        ("not a snapshot", b"hello".to_vec(), "missing the vantage-snapshot 1 header"),
+        ("not a snapshot", b"hello".to_vec(), "missing the vantage-snapshot header"),
     ];
     for (name, bytes, want) in cases {
         std::fs::write(&path, bytes).unwrap();
@@ -284,4 +286,117 @@ fn a_log_of_another_format_is_refused() {
     let error = open_error(dir.path());
     assert!(matches!(error, StoreError::UnsupportedLogFormat { .. }), "{error:?}");
     assert!(error.to_string().contains("has format \"2\", this build reads format 1"), "{error}");
+}
+
+/// A rollup batch entry: `rows` of (endpoint, region, hour, total ms).
+fn rollup_entry(index: u64, batch: u64, at: UnixMillis, rows: &[(u64, &str, u32, u64)]) -> Entry {
+    use vantage_core::history::Rollup;
+    let rows = rows
+        .iter()
+        .map(|&(endpoint, region, hour, total_ms)| {
+            let mut rollup = Rollup { checks: 1, ..Rollup::default() };
+            rollup.total.record(total_ms * 1000);
+            crate::state::history::RollupRow {
+                endpoint: crate::state::EndpointId(endpoint),
+                region: region.into(),
+                hour,
+                rollup,
+            }
+        })
+        .collect();
+    Entry {
+        log_id: log_id(1, 1, index),
+        payload: EntryPayload::Normal(Request {
+            idempotency_key: IdempotencyKey(format!("rollups-{batch}")),
+            issued_at: at,
+            command: Command::RecordRollups(crate::state::history::RollupBatch { batch, rows }),
+        }),
+    }
+}
+
+/// Checks per region in endpoint `id`'s hourly rollups over `hours`.
+fn hourly_checks(
+    sm: &StateMachineStore,
+    id: u64,
+    hours: std::ops::RangeInclusive<u32>,
+) -> BTreeMap<String, u32> {
+    let rows = sm
+        .reader()
+        .history()
+        .read(crate::state::EndpointId(id), vantage_core::history::Granularity::Hour, hours)
+        .unwrap();
+    rows.into_iter().map(|(region, periods)| (region, periods.values().map(|r| r.checks).sum())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_are_merged_once_even_when_the_log_is_applied_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = UnixMillis(1_700_000_000_000);
+    let hour = vantage_core::history::Granularity::Hour.period_of(at);
+    // Endpoints 1 and 2 exist (e4, e5); 99 does not; hour - 500 is past retention.
+    let mut log = sample_log(5);
+    log.push(rollup_entry(6, 1, at, &[(1, "eu", hour, 100), (1, "us", hour, 120), (99, "eu", hour, 1)]));
+    log.push(rollup_entry(7, 2, at, &[(1, "eu", hour, 110), (2, "eu", hour - 500, 5)]));
+    log.push(rollup_entry(8, 2, at, &[(1, "eu", hour, 999)])); // a duplicate batch number
+    {
+        let (mut log_store, mut sm) = open(dir.path()).unwrap();
+        log_store.blocking_append(log.clone()).await.unwrap();
+        let responses = sm.apply(log.clone()).await.unwrap();
+        assert!(
+            matches!(
+                responses[7],
+                crate::state::CommandResponse::Applied(crate::state::Outcome::RollupsRecorded {
+                    duplicate: true,
+                    ..
+                })
+            ),
+            "{:?}",
+            responses[7]
+        );
+        assert_eq!(hourly_checks(&sm, 1, hour..=hour), BTreeMap::from([("eu".into(), 2), ("us".into(), 1)]));
+        assert!(hourly_checks(&sm, 99, hour..=hour).is_empty(), "rows of unknown endpoints are dropped");
+        assert!(hourly_checks(&sm, 2, 0..=hour).is_empty(), "rows past retention are dropped");
+        // Applying the same entries again (what a restart does) changes nothing.
+        sm.apply(log.clone()).await.unwrap();
+        assert_eq!(hourly_checks(&sm, 1, hour..=hour)["eu"], 2);
+    }
+    // Reopened without a snapshot: openraft re-applies the log from the start.
+    let (_log, mut sm) = open(dir.path()).unwrap();
+    sm.apply(log).await.unwrap();
+    assert_eq!(hourly_checks(&sm, 1, hour..=hour)["eu"], 2);
+    let day = vantage_core::history::Granularity::Day.period_of(at);
+    let daily = sm
+        .reader()
+        .history()
+        .read(crate::state::EndpointId(1), vantage_core::history::Granularity::Day, day..=day)
+        .unwrap();
+    assert_eq!(daily["eu"][&day].checks, 2);
+    assert_eq!(daily["eu"][&day].total.max_micros(), Some(110_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_carries_the_rollups_to_a_follower_and_a_rebuilt_history_file() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let at = UnixMillis(1_700_000_000_000);
+    let hour = vantage_core::history::Granularity::Hour.period_of(at);
+    let mut log = sample_log(5);
+    log.push(rollup_entry(6, 1, at, &[(1, "eu", hour, 100), (2, "us", hour - 1, 120)]));
+    let (_leader_log, mut leader) = open(leader_dir.path()).unwrap();
+    leader.apply(log).await.unwrap();
+    let snapshot = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    {
+        let (_log, mut follower) = open(follower_dir.path()).unwrap();
+        let mut receiving = follower.begin_receiving_snapshot().await.unwrap();
+        *receiving = *snapshot.snapshot;
+        follower.install_snapshot(&snapshot.meta, receiving).await.unwrap();
+        assert_eq!(hourly_checks(&follower, 1, hour..=hour), BTreeMap::from([("eu".into(), 1)]));
+        assert_eq!(hourly_checks(&follower, 2, hour - 1..=hour), BTreeMap::from([("us".into(), 1)]));
+        assert_eq!(follower.reader().history().row_counts().unwrap(), (2, 2));
+    }
+    // The history file is lost: it is rebuilt from the snapshot on start.
+    std::fs::remove_file(follower_dir.path().join(super::HISTORY_FILE)).unwrap();
+    let (_log, follower) = open(follower_dir.path()).unwrap();
+    assert_eq!(hourly_checks(&follower, 1, hour..=hour), BTreeMap::from([("eu".into(), 1)]));
+    assert_eq!(follower.reader().history().applied_index().unwrap(), 6);
 }
