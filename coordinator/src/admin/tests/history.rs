@@ -51,7 +51,7 @@ async fn the_history_is_read_by_name_over_the_window_at_the_clocks_now() {
         ("api", "7d", "hour")
     );
     assert_eq!(reply.to_unix_ms, (T0 + 24 * HOUR) as i64);
-    let uptime = reply.uptime.clone().unwrap();
+    let uptime = reply.uptime.unwrap();
     assert_eq!((uptime.counted_ms, uptime.downtime_ms), (24 * HOUR, 600_000), "monitored since it was added");
     assert_eq!(reply.days.len(), 7);
     // What the wire carries is the node's view, unchanged.
