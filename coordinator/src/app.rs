@@ -36,6 +36,9 @@ use crate::tls::TlsConfigs;
 /// How long in-flight API and HTTP requests may take to finish after
 /// shutdown starts (the node has its own grace period).
 const API_GRACE: Duration = Duration::from_secs(5);
+/// How long the last flushes (history rollups) may take at shutdown
+/// before the node stops under them.
+const FLUSH_GRACE: Duration = Duration::from_secs(10);
 /// Recent results kept per endpoint until the agreement engine and export
 /// consume them.
 const RECENT_RESULTS_PER_ENDPOINT: usize = 64;
@@ -85,17 +88,27 @@ pub async fn run(
     let http_listener = bind("http_addr", config.http_addr).await?;
     let raft_listener = bind("raft_addr", config.raft_addr).await?;
 
+    // The node stops after the flushes that need it (history's last
+    // rollups), not at the same moment as everything else.
+    let node_stop = CancellationToken::new();
     let node = ClusterNode::start_with_listener(
         node_options(&config, tls.as_ref()),
         raft_listener,
-        shutdown.child_token(),
+        node_stop.clone(),
     )
     .await?;
     let tasks = TaskTracker::new();
     let latest = Arc::new(MemorySink::new(RECENT_RESULTS_PER_ENDPOINT));
     let agreement_latest = Arc::new(agreement::Latest::new());
-    let consumers =
-        FanOut::new().subscribe("latest", latest.clone()).subscribe("agreement", agreement_latest.clone());
+    let roller =
+        crate::history::Roller::new(node.clone(), Arc::new(SystemWallClock), config.history.options());
+    let consumers = FanOut::new()
+        .subscribe("latest", latest.clone())
+        .subscribe("agreement", agreement_latest.clone())
+        .subscribe("history", roller.clone());
+    let flushes = TaskTracker::new();
+    flushes.spawn(roller.run(shutdown.child_token()));
+    flushes.close();
     let mesh_node: Arc<dyn crate::mesh::MeshNode> = Arc::new(node.clone());
     let mesh = Mesh::start(
         mesh_node.clone(),
@@ -185,6 +198,10 @@ pub async fn run(
     };
     shutdown.cancel();
     tracing::info!(node_id = config.node_id, "shutting down");
+    if tokio::time::timeout(FLUSH_GRACE, flushes.wait()).await.is_err() {
+        tracing::warn!(grace = ?FLUSH_GRACE, "history rollups not flushed within the grace period");
+    }
+    node_stop.cancel();
     if tokio::time::timeout(API_GRACE, tasks.wait()).await.is_err() {
         tracing::warn!(grace = ?API_GRACE, "requests still running after the grace period; closing them");
     }

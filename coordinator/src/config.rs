@@ -30,6 +30,8 @@
 //! max_batch_delay_ms = 100
 //! checkpoint_ms = 250
 //! max_clock_skew_ms = 5000
+//! [history]                       # optional; the default
+//! flush_ms = 60000                # how often the leader commits rollups
 //! ```
 //!
 //! Every error names the file, the line and the key:
@@ -101,6 +103,44 @@ pub struct Config {
     /// `[mesh]`: probe streams, sharding and result intake.
     #[serde(default)]
     pub mesh: MeshConfig,
+    /// `[history]`: how the leader commits rollups.
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
+
+/// `[history]`: the leader's rollups of results into the cluster's history.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// How often the leader commits the rollups it merged, in
+    /// milliseconds (1000 to 600000). Also the most of history a leader
+    /// crash can lose. Default 60000.
+    pub flush_ms: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> HistoryConfig {
+        HistoryConfig { flush_ms: millis(crate::history::HistoryOptions::default().flush_every) }
+    }
+}
+
+impl HistoryConfig {
+    /// Checks the range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let (value, min, max) = (self.flush_ms, 1000, 600_000);
+        if !(min..=max).contains(&value) {
+            return Err(invalid("history.flush_ms", Problem::OutOfRange { value, min, max }));
+        }
+        Ok(())
+    }
+
+    /// The roller's options.
+    pub fn options(&self) -> crate::history::HistoryOptions {
+        crate::history::HistoryOptions {
+            flush_every: std::time::Duration::from_millis(self.flush_ms),
+            ..Default::default()
+        }
+    }
 }
 
 /// One initial member of the cluster (`[[peers]]`).
@@ -427,6 +467,7 @@ impl Config {
         self.validate_peers()?;
         self.raft.validate()?;
         self.mesh.validate()?;
+        self.history.validate()?;
         self.tls.validate()?;
         self.validate_paths()
     }
@@ -620,6 +661,7 @@ impl Default for Config {
             tls: TlsConfig { insecure: true, ..TlsConfig::default() },
             raft: RaftConfig::default(),
             mesh: MeshConfig::default(),
+            history: HistoryConfig::default(),
         }
     }
 }

@@ -56,6 +56,7 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod dev;
+pub mod history;
 pub mod http;
 pub mod listener;
 pub mod mesh;

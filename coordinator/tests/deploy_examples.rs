@@ -150,6 +150,7 @@ fn the_coordinator_example_writes_every_key_with_a_comment_above_it() {
         "admin_token_file",
         "api_addr",
         "data_dir",
+        "history.flush_ms",
         "http_addr",
         "mesh.checkpoint_ms",
         "mesh.heartbeat_ms",

@@ -28,6 +28,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("admin", &["state", "node", "raft", "mesh", "auth", "results", "sinks"]),
     ("http", &["state", "node", "results", "listener"]),
     ("agreement", &["state", "mesh", "results"]),
+    // The history roller merges results and commits rollups.
+    ("history", &["state", "node", "results"]),
 ];
 
 #[test]

@@ -309,7 +309,11 @@ fn rollup_entry(index: u64, batch: u64, at: UnixMillis, rows: &[(u64, &str, u32,
         payload: EntryPayload::Normal(Request {
             idempotency_key: IdempotencyKey(format!("rollups-{batch}")),
             issued_at: at,
-            command: Command::RecordRollups(crate::state::history::RollupBatch { batch, rows }),
+            command: Command::RecordRollups(crate::state::history::RollupBatch {
+                origin: crate::state::history::BatchOrigin { term: 1, node: 1 },
+                batch,
+                rows,
+            }),
         }),
     }
 }
