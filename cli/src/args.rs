@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::timefmt;
 
+mod history;
 mod incidents;
+pub use self::history::{EndpointHistoryArgs, HISTORY_HELP};
 pub use self::incidents::{
     AlertCommand, EndpointStatusArgs, IncidentCommand, IncidentListArgs, Since, ALERT_HELP, INCIDENT_HELP,
     STATUS_HELP,
@@ -53,6 +55,7 @@ Examples:
   vantagectl endpoint update api --regions eu-west,us-east --label team=core
   vantagectl --json endpoint list
   vantagectl endpoint status
+  vantagectl endpoint history api --window 30d
   vantagectl incident list --open
   vantagectl apply -f mesh.yaml --dry-run
   vantagectl --server https://10.0.0.1:7400 --ca ca.pem --token-file admin.token cluster status";
@@ -160,6 +163,11 @@ pub enum EndpointCommand {
     /// verdicts and open incidents, or a table of every endpoint's.
     #[command(after_long_help = STATUS_HELP)]
     Status(EndpointStatusArgs),
+    /// Show an endpoint's history: uptime over a window (and 24h, 7d, 30d,
+    /// 90d), one bar per day, and per region checks, failures and latency
+    /// quantiles.
+    #[command(after_long_help = HISTORY_HELP)]
+    History(EndpointHistoryArgs),
 }
 
 /// An endpoint named by id or name.

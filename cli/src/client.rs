@@ -27,6 +27,7 @@ use crate::model::{
 };
 use crate::wire::webhook_spec_to_wire;
 
+mod history;
 mod incidents;
 pub use self::incidents::IncidentFilter;
 

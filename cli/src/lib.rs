@@ -54,17 +54,21 @@ pub use crate::error::Error;
 
 /// Runs one parsed command line: connects (lazily), runs the command and
 /// writes its output to `out`. `env` looks up environment variables and
-/// `clock` gives the wall-clock time, so tests can set both.
+/// `clock` gives the wall-clock time, so tests can set both; `terminal`
+/// says whether `out` is a terminal (only there does `endpoint history`
+/// draw its sparklines).
 pub async fn run(
     cli: &Cli,
     env: &dyn Fn(&str) -> Option<String>,
     clock: &dyn WallClock,
     out: &mut dyn Write,
+    terminal: bool,
 ) -> Result<(), Error> {
     let options = settings::connect_options(&cli.global, env)?;
     let ctx = Context {
         client: AdminClient::connect(&options)?,
         json: cli.global.json,
+        terminal: terminal && !cli.global.json,
         consistent: cli.global.consistent,
         server: options.server.clone(),
         clock,

@@ -3,6 +3,7 @@
 //! code (0 success, 1 failure, 2 usage; clap exits 2 on parse errors
 //! itself).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -19,8 +20,9 @@ fn main() -> ExitCode {
         }
     };
     let env = |name: &str| std::env::var(name).ok();
+    let terminal = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout().lock();
-    match runtime.block_on(vantagectl::run(&cli, &env, &SystemWallClock, &mut stdout)) {
+    match runtime.block_on(vantagectl::run(&cli, &env, &SystemWallClock, &mut stdout, terminal)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use vantage_core::endpoint::{EndpointSpec, Expectations};
+/// `endpoint history`: the view itself is `vantage-core`'s, so `--json`
+/// prints the HTTP API's body.
+pub use vantage_core::history::{EndpointHistory, Window};
 pub use vantage_core::maintenance::MaintenanceSpec;
 pub use vantage_core::spec::CheckKind;
 pub use vantage_core::validate::Labels;

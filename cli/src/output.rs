@@ -1,7 +1,7 @@
 //! How objects are shown: aligned tables and detail views for humans, and
 //! JSON for scripts (the [`crate::model`] types serialized as they are).
 //! [`incidents`]: incidents with their evidence, endpoint states, alert
-//! deliveries.
+//! deliveries; [`history`]: an endpoint's uptime, day bars and latency.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,6 +16,7 @@ use crate::model::{
 use crate::table::Table;
 use crate::timefmt::{format_ms, format_rfc3339_ms};
 
+pub mod history;
 pub mod incidents;
 
 /// Writes `value` as pretty JSON and a newline.

@@ -15,10 +15,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vantage_core::clock::SystemWallClock;
+use vantage_core::history::{EndpointHistory, Window};
 
 use crate::admin::{
-    AdminApi, AdminError, Cluster, ClusterError, ClusterStatus, LiveProbe, LiveShards, ProbeDirectory,
-    ShardDirectory,
+    AdminApi, AdminError, Cluster, ClusterError, ClusterStatus, HistoryError, LiveProbe, LiveShards,
+    ProbeDirectory, ShardDirectory,
 };
 use crate::agreement;
 use crate::auth::AdminAuth;
@@ -29,7 +30,7 @@ use crate::mesh::{CheckReport, Leadership, Mesh, MeshError, RebalanceReport};
 use crate::node::{ClusterNode, NodeOptions, PeerTls, StartError};
 use crate::raft::types::{Node, NodeId};
 use crate::results::{FanOut, MemorySink};
-use crate::state::{CommandResponse, MeshState, Request};
+use crate::state::{CommandResponse, MeshState, Request, UnixMillis};
 use crate::tls::TlsConfigs;
 
 /// How long in-flight API and HTTP requests may take to finish after
@@ -274,6 +275,15 @@ impl Cluster for NodeCluster {
 
     async fn snapshot(&self) -> Result<u64, ClusterError> {
         self.0.trigger_snapshot().await
+    }
+
+    fn endpoint_history(
+        &self,
+        name: &str,
+        window: Window,
+        now: UnixMillis,
+    ) -> Result<EndpointHistory, HistoryError> {
+        self.0.endpoint_history(name, window, now)
     }
 
     fn node_id(&self) -> Option<NodeId> {

@@ -11,6 +11,8 @@
 //! - [`check`]: check results (`CheckResult`, phases, errors, TLS details).
 //! - [`admin`]: the admin family's specifications (endpoints and their
 //!   expectations, webhooks, maintenance windows) ↔ `vantage-core`'s.
+//! - [`history`]: one endpoint's history (uptime, day bars, per-region
+//!   latency) ↔ [`vantage_core::history::EndpointHistory`].
 //! - [`incidents`]: agreement's decisions: endpoint states, region and
 //!   probe verdicts with their evidence, agreement rules ↔
 //!   [`vantage_core::agreement`]'s.
@@ -21,6 +23,7 @@
 
 pub mod admin;
 pub mod check;
+pub mod history;
 pub mod incidents;
 pub mod probe;
 pub mod raft;

@@ -1,5 +1,5 @@
 //! `vantagectl endpoint add|update|rm|get|list|pause|resume` (`status` is in
-//! [`crate::cmd::incident`]).
+//! [`crate::cmd::incident`], `history` in [`crate::cmd::history`]).
 
 use std::io::Write;
 use std::time::Duration;
@@ -66,6 +66,7 @@ pub async fn run(ctx: &Context<'_>, command: &EndpointCommand, out: &mut dyn Wri
             ctx.print(out, &endpoint, &human)
         }
         EndpointCommand::Status(args) => crate::cmd::incident::endpoint_status(ctx, args, out).await,
+        EndpointCommand::History(args) => crate::cmd::history::run(ctx, args, out).await,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod check;
 pub mod cluster;
 pub mod endpoint;
 pub mod export;
+pub mod history;
 pub mod incident;
 pub mod maintenance;
 pub mod probe;
@@ -31,6 +32,9 @@ pub struct Context<'a> {
     pub client: AdminClient,
     /// `--json`: print JSON for scripts.
     pub json: bool,
+    /// Standard output is a terminal (and not `--json`): sparklines may be
+    /// drawn.
+    pub terminal: bool,
     /// `--consistent`: read through the leader.
     pub consistent: bool,
     /// The `--server` URL, for messages.

@@ -96,6 +96,12 @@ pub struct FakeState {
     pub deliveries: Vec<pb::Delivery>,
     /// Every ListDeliveries request received.
     pub delivery_requests: Vec<pb::ListDeliveriesRequest>,
+    /// EndpointHistory answers, by endpoint id (the fake answers the same
+    /// view whatever the window; the window is checked as the coordinator
+    /// does).
+    pub histories: BTreeMap<u64, pb::EndpointHistoryReply>,
+    /// Every EndpointHistory request received.
+    pub history_requests: Vec<pb::EndpointHistoryRequest>,
 }
 
 #[derive(Debug, Clone)]
@@ -919,6 +925,20 @@ impl AdminService for Service {
             }
         };
         Ok(Response::new(pb::EndpointStatusReply { endpoints }))
+    }
+
+    async fn endpoint_history(
+        &self,
+        request: Request<pb::EndpointHistoryRequest>,
+    ) -> Answer<pb::EndpointHistoryReply> {
+        let request = request.into_inner();
+        let mut state = self.read(request.consistent)?;
+        state.history_requests.push(request.clone());
+        vantage_proto::history::request_window(&request.window)
+            .map_err(|e| Status::invalid_argument(format!("window: {e}")))?;
+        let id = state.endpoint_id(Some(pb::EndpointRef { id_or_name: request.endpoint.clone() }))?;
+        let reply = state.histories.get(&id).cloned();
+        Ok(Response::new(reply.ok_or_else(|| Status::internal("the fake has no history for it"))?))
     }
 
     async fn list_deliveries(

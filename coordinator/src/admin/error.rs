@@ -3,7 +3,7 @@
 use tonic::{Code, Status};
 
 use crate::mesh::MeshError;
-use crate::node::ClusterError;
+use crate::node::{ClusterError, HistoryError};
 use crate::state::{CommandError, ObjectKind, Outcome};
 
 /// The metadata key carrying the leader's API address (`HOST:PORT`) when a
@@ -111,6 +111,10 @@ pub enum AdminError {
         /// The id asked for.
         id: u64,
     },
+    /// An endpoint's history could not be read (removed meanwhile, or the
+    /// rollup tables failed).
+    #[error(transparent)]
+    History(#[from] HistoryError),
     /// The state machine answered with an outcome of another command: a bug.
     #[error("internal error: unexpected outcome {outcome}")]
     Unexpected {
@@ -184,6 +188,8 @@ impl From<AdminError> for Status {
             AdminError::NotLeader { leader_api_addr: None, .. } => Code::Unavailable,
             AdminError::NoMesh | AdminError::EndpointPaused { .. } => Code::FailedPrecondition,
             AdminError::Mesh(mesh) => Status::from(mesh.clone()).code(),
+            AdminError::History(HistoryError::UnknownEndpoint(_)) => Code::NotFound,
+            AdminError::History(HistoryError::Storage(_)) => Code::Internal,
         };
         let mut status = Status::new(code, error.to_string());
         if let AdminError::NotLeader { leader_api_addr: Some(addr), .. } = &error {

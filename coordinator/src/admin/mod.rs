@@ -12,11 +12,13 @@
 //! list from a [`ProbeDirectory`]), `shards` (who checks what, pins,
 //! rebalance and check-now from a [`ShardDirectory`]), `incidents`
 //! (incidents, endpoint states and alert deliveries, from the replicated
-//! state), `webhooks` (generated secrets, `TestWebhook` through the webhook
+//! state), `history` (an endpoint's history, from the node's own state
+//! machine), `webhooks` (generated secrets, `TestWebhook` through the webhook
 //! sink's service).
 
 mod convert;
 mod error;
+mod history;
 mod incidents;
 mod probes;
 mod shards;
@@ -27,19 +29,20 @@ use std::sync::Arc;
 
 use tonic::{Request as GrpcRequest, Response, Status};
 use vantage_core::clock::WallClock;
+use vantage_core::history::{EndpointHistory, Window};
 use vantage_proto::pb;
 
 use crate::raft::types::{Node, NodeId};
 use crate::state::{
     Command, CommandResponse, EndpointId, IdempotencyKey, MaintenanceId, MeshState, Outcome, Request,
-    WebhookId,
+    UnixMillis, WebhookId,
 };
 
 pub use self::error::{AdminError, LEADER_API_METADATA};
 pub use self::incidents::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 pub use self::probes::{LiveProbe, ProbeDirectory};
 pub use self::shards::{LiveShards, ShardDirectory, CHECK_MARGIN, CHECK_WAIT_CAP};
-pub use crate::node::{ClusterError, ClusterStatus, MemberStatus, Role};
+pub use crate::node::{ClusterError, ClusterStatus, HistoryError, MemberStatus, Role};
 
 /// What the admin API needs from the coordinator node it runs on.
 pub trait Cluster: Send + Sync + 'static {
@@ -75,6 +78,15 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Builds a snapshot now; returns the log index it covers.
     fn snapshot(&self) -> impl Future<Output = Result<u64, ClusterError>> + Send;
+
+    /// The endpoint named `name`'s history over `window` as of `now`, from
+    /// this node's own state machine (no leader needed).
+    fn endpoint_history(
+        &self,
+        name: &str,
+        window: Window,
+        now: UnixMillis,
+    ) -> Result<EndpointHistory, HistoryError>;
 
     /// This node's id, reported by calls that act from it (`TestWebhook`).
     fn node_id(&self) -> Option<NodeId> {
@@ -506,6 +518,14 @@ impl<C: Cluster> pb::admin_service_server::AdminService for AdminApi<C> {
     ) -> Reply<pb::ListDeliveriesReply> {
         self.authorize(&request)?;
         Ok(Response::new(self.list_deliveries_inner(request.into_inner()).await?))
+    }
+
+    async fn endpoint_history(
+        &self,
+        request: GrpcRequest<pb::EndpointHistoryRequest>,
+    ) -> Reply<pb::EndpointHistoryReply> {
+        self.authorize(&request)?;
+        Ok(Response::new(self.endpoint_history_inner(request.into_inner()).await?))
     }
 
     async fn cluster_status(

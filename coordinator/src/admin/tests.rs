@@ -22,6 +22,10 @@ mod webhooks;
 struct MemoryCluster {
     state: Mutex<MeshState>,
     fail_writes: Mutex<Option<ClusterError>>,
+    /// Every `endpoint_history` call: name, window, now.
+    history_calls: Mutex<Vec<(String, Window, UnixMillis)>>,
+    /// Answer `endpoint_history` with this error.
+    fail_history: Mutex<Option<HistoryError>>,
 }
 
 impl Cluster for MemoryCluster {
@@ -70,6 +74,40 @@ impl Cluster for MemoryCluster {
 
     async fn snapshot(&self) -> Result<u64, ClusterError> {
         Ok(9)
+    }
+
+    /// As the node does, from the state's endpoints, incidents and
+    /// maintenance windows; no rollups (they are the storage's).
+    fn endpoint_history(
+        &self,
+        name: &str,
+        window: Window,
+        now: UnixMillis,
+    ) -> Result<EndpointHistory, HistoryError> {
+        self.history_calls.lock().unwrap().push((name.to_string(), window, now));
+        if let Some(error) = self.fail_history.lock().unwrap().clone() {
+            return Err(error);
+        }
+        let state = self.state.lock().unwrap();
+        let endpoint =
+            state.endpoint_by_name(name).ok_or_else(|| HistoryError::UnknownEndpoint(name.to_string()))?;
+        let inputs = vantage_core::history::HistoryInputs {
+            endpoint: endpoint.spec.name.clone(),
+            monitored_since: endpoint.created_at,
+            incidents: state
+                .incidents()
+                .values()
+                .filter(|i| i.endpoint == endpoint.id)
+                .map(|i| vantage_core::history::IncidentSpan {
+                    id: i.id.0,
+                    kind: i.kind.as_str().to_string(),
+                    opened_at: i.opened_at,
+                    resolved_at: i.resolved_at,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        Ok(inputs.build(window, now))
     }
 }
 
@@ -906,3 +944,6 @@ async fn check_endpoint_answers_one_row_per_region_and_waits_for_the_timeout_plu
 }
 
 mod incidents;
+
+// EndpointHistory, in its own file.
+mod history;

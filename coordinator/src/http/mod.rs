@@ -1,17 +1,19 @@
 //! The coordinator's HTTP side on `http_addr`: every node answers from its
 //! own state (no forwarding), over HTTP/1.1, with TLS when configured.
 //!
-//! Routes: `/healthz` ([`health`]), `/api/endpoints` ([`api`]) and
-//! `/api/incidents` ([`incidents`]; what it leaves out for the public port
-//! is in its doc); the status page, badges, feeds and `/metrics` come here
+//! Routes: `/healthz` ([`health`]), `/api/endpoints` ([`api`]),
+//! `/api/endpoints/NAME/history` ([`history`]) and `/api/incidents`
+//! ([`incidents`]; what it leaves out for the public port is in its doc);
+//! the status page, badges, feeds and `/metrics` come here
 //! next, each in a module of its own, so a change to a page touches neither
 //! the mesh nor the Raft code.
 //!
-//! Modules: [`health`], [`api`], [`incidents`], `response` (the few
+//! Modules: [`health`], [`api`], [`history`], [`incidents`], `response` (the few
 //! response builders).
 
 pub mod api;
 pub mod health;
+pub mod history;
 pub mod incidents;
 mod response;
 
@@ -102,9 +104,14 @@ fn route<B>(state: &HttpState, request: &Request<B>) -> Response {
         "/api/incidents" => {
             state.node.read_local(|applied| incidents::respond(&applied.mesh, request.uri().query()))
         }
+        path if history::is_history_path(path) => {
+            history::respond(path, request.uri().query(), |name, window| {
+                state.node.endpoint_history(name, window, history::now())
+            })
+        }
         _ => response::text(
             StatusCode::NOT_FOUND,
-            "not found; try /healthz, /api/endpoints or /api/incidents\n",
+            "not found; try /healthz, /api/endpoints, /api/endpoints/NAME/history or /api/incidents\n",
         ),
     }
 }
