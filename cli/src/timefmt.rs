@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn rfc3339_formatting_is_utc_and_round_trips() {
         assert_eq!(format_rfc3339_ms(1_796_090_400_000), "2026-12-01T02:00:00Z");
-        assert_eq!(format_rfc3339_ms(1_500), "1970-01-01T00:00:01.5Z");
+        assert_eq!(format_rfc3339_ms(1_500), "1970-01-01T00:00:01.500Z");
         assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(1_500)).unwrap(), 1_500);
     }
 }

@@ -283,9 +283,9 @@ mod tests {
         let now = T + 3_600_000;
         assert_eq!(
             incidents_table(&[summary(true), IncidentSummary { endpoint: None, ..summary(false) }], now).render(),
-            "ID  ENDPOINT  KIND    STATUS    OPENED                RESOLVED                DURATION  REGIONS DOWN\n\
-             7   api       outage  open      2026-12-01T02:00:00Z  -                       1h        eu,us\n\
-             7   #1        outage  resolved  2026-12-01T02:00:00Z  2026-12-01T02:12:30.5Z  12m30s    eu,us\n"
+            "ID  ENDPOINT  KIND    STATUS    OPENED                RESOLVED                  DURATION  REGIONS DOWN\n\
+             7   api       outage  open      2026-12-01T02:00:00Z  -                         1h        eu,us\n\
+             7   #1        outage  resolved  2026-12-01T02:00:00Z  2026-12-01T02:12:30.500Z  12m30s    eu,us\n"
         );
     }
 
