@@ -89,7 +89,11 @@ impl Rng {
 
 /// A rollup of `checks` checks of an endpoint whose base latency is `base_us`.
 fn rollup(rng: &mut Rng, base_us: u64, checks: u32) -> Rollup {
-    let mut r = Rollup { checks, failures: u32::from(rng.unit() < 0.01 * f64::from(checks).min(1.0)), ..Rollup::default() };
+    let mut r = Rollup {
+        checks,
+        failures: u32::from(rng.unit() < 0.01 * f64::from(checks).min(1.0)),
+        ..Rollup::default()
+    };
     // At most 48 distinct values per rollup (a day of 1,440 checks is
     // recorded as 48 groups of 30), so building it stays cheap.
     let groups = checks.min(48);
@@ -140,7 +144,9 @@ fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix(field).map(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()))
+            s.lines().find_map(|l| {
+                l.strip_prefix(field).map(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            })
         })
         .flatten()
         .unwrap_or(0)
@@ -221,19 +227,27 @@ async fn main() {
     while hour <= Granularity::Hour.period_of(now) {
         let at = UnixMillis((Granularity::Hour.start_of(hour).0 + HOUR_MS - 1).min(now.0));
         batch += 1;
-        let command = Command::RecordRollups(RollupBatch { origin, batch, rows: rows(&args, &mut rng, hour, 60) });
+        let command =
+            Command::RecordRollups(RollupBatch { origin, batch, rows: rows(&args, &mut rng, hour, 60) });
         sm.apply([entry(next(), at, command)]).await.expect("an hour applies");
         hour += 1;
     }
     let (hourly, daily) = sm.reader().history().row_counts().expect("counts");
-    println!("history budget: {} endpoints × {} regions = {series} series, {} days", args.endpoints, args.regions, args.days);
+    println!(
+        "history budget: {} endpoints × {} regions = {series} series, {} days",
+        args.endpoints, args.regions, args.days
+    );
     println!("  filled in {:.1} s: {hourly} hourly rows, {daily} daily rows", filled.elapsed().as_secs_f64());
     println!(
         "  disk: history.redb {}, data dir {}",
         mib(std::fs::metadata(dir.path().join(store::HISTORY_FILE)).map(|m| m.len()).unwrap_or(0)),
         mib(dir_bytes(dir.path()))
     );
-    println!("  rss after filling: {} (peak {})", mib(status_kib("VmRSS:") * 1024), mib(status_kib("VmHWM:") * 1024));
+    println!(
+        "  rss after filling: {} (peak {})",
+        mib(status_kib("VmRSS:") * 1024),
+        mib(status_kib("VmHWM:") * 1024)
+    );
 
     // One minute's batch on the full tables: every series, one check.
     let mut applies = Vec::new();
@@ -241,7 +255,8 @@ async fn main() {
     for minute in 0..20u64 {
         batch += 1;
         let hour = Granularity::Hour.period_of(now);
-        let command = Command::RecordRollups(RollupBatch { origin, batch, rows: rows(&args, &mut rng, hour, 1) });
+        let command =
+            Command::RecordRollups(RollupBatch { origin, batch, rows: rows(&args, &mut rng, hour, 1) });
         let e = entry(next(), UnixMillis(now.0 + minute), command);
         if let EntryPayload::Normal(request) = &e.payload {
             log_bytes = serde_json::to_vec(request).map(|b| b.len()).unwrap_or(0);
@@ -250,7 +265,11 @@ async fn main() {
         sm.apply([e]).await.expect("a minute applies");
         applies.push(began.elapsed());
     }
-    println!("  apply of one minute's batch ({series} rows, {} in the log): {}", mib(log_bytes as u64), percentiles(applies));
+    println!(
+        "  apply of one minute's batch ({series} rows, {} in the log): {}",
+        mib(log_bytes as u64),
+        percentiles(applies)
+    );
 
     // Reads.
     let reader = sm.reader();
@@ -270,7 +289,9 @@ async fn main() {
     let began = Instant::now();
     let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.expect("a snapshot");
     let built = began.elapsed();
-    let size = std::fs::metadata(dir.path().join(store::SNAPSHOT_DIR).join("current.snapshot")).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(dir.path().join(store::SNAPSHOT_DIR).join("current.snapshot"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!("  snapshot: {} built in {:.1} s", mib(size), built.as_secs_f64());
     let follower_dir = tempfile::tempdir().expect("a temporary directory");
     let (_flog, mut follower) = store::open(follower_dir.path()).expect("a fresh store");
@@ -282,5 +303,9 @@ async fn main() {
     assert_eq!(follower.reader().history().row_counts().expect("counts"), (hourly, daily));
     let mesh_bytes = serde_json::to_vec(&sm.reader().read(|s| s.mesh.clone())).map(|b| b.len()).unwrap_or(0);
     println!("  mesh state JSON (no rollups in it): {}", mib(mesh_bytes as u64));
-    println!("  rss at the end: {} (peak {})", mib(status_kib("VmRSS:") * 1024), mib(status_kib("VmHWM:") * 1024));
+    println!(
+        "  rss at the end: {} (peak {})",
+        mib(status_kib("VmRSS:") * 1024),
+        mib(status_kib("VmHWM:") * 1024)
+    );
 }
