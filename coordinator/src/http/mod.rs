@@ -1,18 +1,20 @@
 //! The coordinator's HTTP side on `http_addr`: every node answers from its
 //! own state (no forwarding), over HTTP/1.1, with TLS when configured.
 //!
-//! Routes: `/healthz` ([`health`]), `/api/endpoints` ([`api`]) and
+//! Routes: `/healthz` ([`health`]), `/api/endpoints` ([`api`]),
 //! `/api/incidents` ([`incidents`]; what it leaves out for the public port
-//! is in its doc); the status page, badges, feeds and `/metrics` come here
-//! next, each in a module of its own, so a change to a page touches neither
-//! the mesh nor the Raft code.
+//! is in its doc) and `/metrics` ([`metrics`], the Prometheus text format);
+//! the status page, badges and feeds come here next, each in a module of
+//! its own, so a change to a page touches neither the mesh nor the Raft
+//! code.
 //!
-//! Modules: [`health`], [`api`], [`incidents`], `response` (the few
-//! response builders).
+//! Modules: [`health`], [`api`], [`incidents`], [`metrics`], `response`
+//! (the few response builders).
 
 pub mod api;
 pub mod health;
 pub mod incidents;
+pub mod metrics;
 mod response;
 
 use std::convert::Infallible;
@@ -102,9 +104,10 @@ fn route<B>(state: &HttpState, request: &Request<B>) -> Response {
         "/api/incidents" => {
             state.node.read_local(|applied| incidents::respond(&applied.mesh, request.uri().query()))
         }
+        "/metrics" => metrics::respond(),
         _ => response::text(
             StatusCode::NOT_FOUND,
-            "not found; try /healthz, /api/endpoints or /api/incidents\n",
+            "not found; try /healthz, /api/endpoints, /api/incidents or /metrics\n",
         ),
     }
 }
