@@ -81,7 +81,8 @@ fn register_zeros() {
     for to in ["up", "degraded", "down", "unknown", "flapping", "maintenance", "paused"] {
         metrics::counter!("vantage_agreement_transitions_total", "to" => to).absolute(0);
     }
-    metrics::histogram!("vantage_alert_attempt_duration_seconds", "outcome" => "delivered");
+    // A registered histogram renders with empty buckets until its first sample.
+    let _registered = metrics::histogram!("vantage_alert_attempt_duration_seconds", "outcome" => "delivered");
 }
 
 /// A recorder configured as [`install`] does, not installed: for tests and
