@@ -79,7 +79,9 @@ fn register_zeros() {
         metrics::counter!(name).absolute(0);
     }
     // The reasons of `mesh::results::RejectReason` (wire names).
-    for reason in ["unassigned_endpoint", "malformed_timings", "malformed_result", "started_in_future", "too_old"] {
+    for reason in
+        ["unassigned_endpoint", "malformed_timings", "malformed_result", "started_in_future", "too_old"]
+    {
         metrics::counter!("vantage_mesh_results_rejected_total", "reason" => reason).absolute(0);
     }
     for to in ["up", "degraded", "down", "unknown", "flapping", "maintenance", "paused"] {

@@ -25,3 +25,13 @@ pub fn respond() -> Response {
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(crate::telemetry::CONTENT_TYPE));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn without_a_recorder_it_says_so_with_503() {
+        // The library's test binary installs no recorder.
+        let response = super::respond();
+        assert_eq!(response.status(), hyper::StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
