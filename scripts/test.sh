@@ -13,8 +13,11 @@ cd "$(dirname "$0")/.."
 # iproute2: `ip` for the fault suite's network-namespace islands; openssl: the
 # self-signed-certificate test makes its certificate the usual way;
 # prometheus-alertmanager: the alert suite delivers to a real Alertmanager
-# (API v2); python3-pip: to install the Standard Webhooks reference verifier.
-APT_PACKAGES=(iproute2 openssl prometheus-alertmanager python3-pip)
+# (API v2); python3-pip: to install the Standard Webhooks reference verifier;
+# prometheus: the dashboard test (tests/tests/dashboard.rs) runs a real
+# Prometheus that scrapes the coordinator's and the probe's /metrics, and
+# `promtool check metrics` lints their text (probe/tests/agent.rs too).
+APT_PACKAGES=(iproute2 openssl prometheus prometheus-alertmanager python3-pip)
 
 # Python packages the tests need: the Standard Webhooks reference verifier
 # checks the alert suite's signatures (coordinator/tests/alerts.rs).

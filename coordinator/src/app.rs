@@ -160,6 +160,7 @@ pub async fn run(
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Arc::new(config)
     });
+    let mesh_for_gauges = mesh.clone();
     tasks.spawn(async move {
         mesh.stopped().await;
         Ok::<(), AppError>(())
@@ -176,6 +177,21 @@ pub async fn run(
         Ok::<(), AppError>(())
     });
     // ---- end alerts
+    // ---- metrics: gauges sampled from the node, the mesh and the state
+    let sampler = crate::gauges::Sampler {
+        node: node.clone(),
+        mesh: mesh_for_gauges,
+        snapshot_file: crate::raft::store::current_snapshot_file(&config.data_dir),
+        clock: Arc::new(SystemWallClock),
+    };
+    tasks.spawn({
+        let shutdown = shutdown.child_token();
+        async move {
+            sampler.run(shutdown).await;
+            Ok::<(), AppError>(())
+        }
+    });
+    // ---- end metrics
     let http = HttpState { node: node.clone(), latest };
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {

@@ -124,6 +124,9 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<(
 }
 
 async fn run_in(args: &DevArgs, dir: &Path, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The in-process probes count into this process's recorder (the
+    // binary's), so the coordinator's /metrics shows theirs too, summed.
+    vantage_probe::agent::telemetry::describe();
     let config = config(args, dir)?;
     let token_path = config.admin_token_file.clone();
     let bootstrap = auth::load_or_create_bootstrap_token(&token_path)?;
@@ -490,6 +493,9 @@ fn probe_config(
         orphan_ttl: Duration::from_secs(60),
         canary_urls: Vec::new(),
         canary_interval: Duration::from_secs(10),
+        // Their metrics go to this process's recorder, on the coordinator's
+        // /metrics.
+        metrics_addr: None,
     }
 }
 

@@ -34,8 +34,12 @@
 //!   policy; the webhook sink: alert, encoder, request, service and the
 //!   outbox [`sinks::webhook::Dispatcher`] on the leader).
 //! - [`admin`]: the AdminService over a [`admin::Cluster`].
-//! - [`http`]: `/healthz` and `/api/endpoints` on `http_addr`, from this
-//!   node's own state.
+//! - [`http`]: `/healthz`, `/api/endpoints`, `/api/incidents` and
+//!   `/metrics` on `http_addr`, from this node's own state.
+//! - [`telemetry`]: the Prometheus recorder a binary installs once, the
+//!   `/metrics` text, and the catalogue of every metric with its unit.
+//! - [`gauges`]: the sampled gauges (Raft from openraft's metrics channel,
+//!   probes per region, endpoints per agreed state, pending deliveries).
 //! - [`config`]: the node's configuration file (`coordinator.toml`), typed
 //!   and validated before any port is bound; errors name the key and line.
 //! - [`certs`]: `certs init`, a cluster CA and node and admin certificates
@@ -56,6 +60,7 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod dev;
+pub mod gauges;
 pub mod history;
 pub mod http;
 pub mod listener;
@@ -65,4 +70,5 @@ pub mod raft;
 pub mod results;
 pub mod sinks;
 pub mod state;
+pub mod telemetry;
 pub mod tls;

@@ -7,6 +7,9 @@
 //! `dev` runs a single node, three in-process probes and demo targets with
 //! no configuration ([`vantage_coordinator::dev`]).
 //!
+//! `run` and `dev` install the process's Prometheus recorder first
+//! ([`vantage_coordinator::telemetry::install`]); `/metrics` renders it.
+//!
 //! Exit codes: 0 success, 1 failure, 2 invalid configuration or usage.
 
 use std::path::PathBuf;
@@ -93,6 +96,14 @@ fn main() -> ExitCode {
         // fallback report of a failed write is eprintln!, which panics on EPIPE.
         .log_internal_errors(false)
         .init();
+    // One recorder per process, before anything counts: `/metrics` renders
+    // from it. `certs` counts nothing.
+    if matches!(cli.command, Command::Run(_) | Command::Dev(_)) {
+        if let Err(e) = vantage_coordinator::telemetry::install() {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Certs(CertsCommand::Init(args)) => certs_init(&args),

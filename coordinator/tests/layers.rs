@@ -26,7 +26,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("mesh", &["state", "node", "auth", "results"]),
     // `webhook test` sends through the webhook sink's service.
     ("admin", &["state", "node", "raft", "mesh", "auth", "results", "sinks"]),
-    ("http", &["state", "node", "results", "listener"]),
+    ("http", &["state", "node", "results", "listener", "telemetry"]),
+    // The recorder and the metric catalogue: below everything.
+    ("telemetry", &[]),
+    // Sampled gauges read the node, its Raft store's snapshot file, the
+    // mesh and the state.
+    ("gauges", &["state", "node", "raft", "mesh", "telemetry"]),
     ("agreement", &["state", "mesh", "results"]),
     // The history roller merges results and commits rollups.
     ("history", &["state", "node", "results"]),

@@ -634,6 +634,178 @@ async fn t95_the_binary_registers_and_stops_cleanly_on_sigterm() {
     assert!(status.unwrap().success());
 }
 
+/// A loopback port free a moment ago (the binary binds it itself).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One raw HTTP/1.1 exchange on loopback: the status code, the head and the
+/// body (the server closes after one answer).
+fn http_exchange(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The server may close before reading everything of an oversized head.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// The value of the sample line `series` (name and labels, exactly).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `promtool check metrics` (Prometheus's own linter of names, types and
+/// help) on `text`. Under CI a missing promtool fails; elsewhere the check
+/// is skipped with the install hint.
+fn promtool_check(text: &str) {
+    use std::io::Write as _;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("promtool not found under CI ({e}): apt-get install prometheus")
+        }
+        Err(_) => {
+            eprintln!("skipping promtool check metrics: promtool not found (apt-get install prometheus)");
+            return;
+        }
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t97_the_binary_serves_its_metrics_on_metrics_addr() {
+    let target = HttpTarget::start(TargetOptions::default()).unwrap();
+    let fake = FakeCoordinator::start();
+    fake.state().assignment = Some(full(1, vec![endpoint(97, target.url("/"), 200)]));
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let extra = format!("metrics_addr = \"{metrics_addr}\"\n");
+    let config = write_config(dir.path(), &[fake.url()], "insecure = true", &extra);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vantage-probe"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    fake.wait_for(Duration::from_secs(10), "five acknowledged results", |s| {
+        ran(&s.results, 97) >= 5 && s.acked >= s.results.last().map_or(u64::MAX, |r| r.seq)
+    })
+    .await;
+    // The gauges follow on the agent's 100 ms ticks; wait for them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let (head, text) = loop {
+        let (status, head, body) = tokio::task::spawn_blocking(move || {
+            http_exchange(metrics_addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{head}\n{body}");
+        if body.contains("vantage_probe_endpoints_assigned 1\n") {
+            break (head, body);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "endpoints_assigned never 1:\n{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    let (sent_by_fake, acked_by_fake) = {
+        let s = fake.state();
+        (s.results.len() as f64, s.acked)
+    };
+    let checks = sample(&text, "vantage_probe_checks_total{trigger=\"slot\"}");
+    assert!(checks >= 5.0, "{text}");
+    assert_eq!(sample(&text, "vantage_probe_stream_connected"), 1.0);
+    assert!(sample(&text, "vantage_probe_results_sent_total") >= sent_by_fake.min(5.0), "{text}");
+    assert!(
+        sample(&text, "vantage_probe_results_acked_total") >= 5.0,
+        "acked through {acked_by_fake}: {text}"
+    );
+    assert!(sample(&text, "vantage_probe_scheduling_lag_seconds_count") >= 5.0, "{text}");
+    assert!(sample(&text, "vantage_probe_scheduling_lag_seconds_bucket{le=\"+Inf\"}") >= 5.0, "{text}");
+    assert!(text.contains("# TYPE vantage_probe_scheduling_lag_seconds histogram"), "{text}");
+    assert!(text.contains("# TYPE vantage_probe_spool_records gauge"), "{text}");
+    assert_eq!(sample(&text, "vantage_probe_spool_dropped_total"), 0.0);
+    assert_eq!(sample(&text, "vantage_probe_slots_skipped_total"), 0.0);
+    promtool_check(&text);
+
+    // Nothing else is served, and a request head past the limit is refused.
+    let (status, _, _) = tokio::task::spawn_blocking(move || {
+        http_exchange(metrics_addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 404);
+    let huge = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "a".repeat(64 * 1024));
+    let (status, head, _) =
+        tokio::task::spawn_blocking(move || http_exchange(metrics_addr, huge.as_bytes())).await.unwrap();
+    assert!(status == 431 || status == 0, "an oversized head is refused or cut off: {head}");
+
+    // The stream goes away: the gauge says so.
+    fake.state().refusing = true;
+    fake.drop_stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, _, body) = tokio::task::spawn_blocking(move || {
+            http_exchange(metrics_addr, b"GET /metrics HTTP/1.1\r\n\r\n")
+        })
+        .await
+        .unwrap();
+        if body.contains("vantage_probe_stream_connected 0\n") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still connected:\n{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status =
+        tokio::time::timeout(Duration::from_secs(7), child.wait()).await.expect("exits within its grace");
+    assert!(status.unwrap().success());
+}
+
+#[test]
+fn the_binary_names_metrics_addr_when_it_cannot_listen() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &["http://127.0.0.1:1".into()],
+        "insecure = true",
+        &format!("metrics_addr = \"{addr}\"\n"),
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vantage-probe"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("metrics_addr = {addr}: cannot listen")), "{stderr}");
+}
+
 #[test]
 fn the_binary_refuses_a_bad_config_before_connecting() {
     let dir = tempfile::tempdir().unwrap();
@@ -682,6 +854,14 @@ fn config_errors_name_the_key_and_the_line() {
             "probe.toml:6: resolvers: invalid socket address \"dns.example\"",
         ),
         ("coordinators = []\ninsecure = true\n", "probe.toml:4: coordinators: list at least one coordinator"),
+        (
+            "coordinators = [\"http://127.0.0.1:1\"]\ninsecure = true\nmetrics_addr = \"localhost:9465\"\n",
+            "probe.toml:6: metrics_addr: invalid socket address \"localhost:9465\": expected IP:PORT",
+        ),
+        (
+            "coordinators = [\"http://127.0.0.1:1\"]\ninsecure = true\nmetrics_addr = \"127.0.0.1:0\"\n",
+            "probe.toml:6: metrics_addr: 127.0.0.1:0 has port 0: give the fixed port Prometheus scrapes",
+        ),
     ];
     for (extra, expected) in cases {
         let error = Config::parse(&format!("{base}{extra}"), "probe.toml").unwrap_err().to_string();

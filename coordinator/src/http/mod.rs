@@ -2,19 +2,20 @@
 //! own state (no forwarding), over HTTP/1.1, with TLS when configured.
 //!
 //! Routes: `/healthz` ([`health`]), `/api/endpoints` ([`api`]),
-//! `/api/endpoints/NAME/history` ([`history`]) and `/api/incidents`
-//! ([`incidents`]; what it leaves out for the public port is in its doc);
-//! the status page, badges, feeds and `/metrics` come here
-//! next, each in a module of its own, so a change to a page touches neither
-//! the mesh nor the Raft code.
+//! `/api/endpoints/NAME/history` ([`history`]), `/api/incidents`
+//! ([`incidents`]; what it leaves out for the public port is in its doc)
+//! and `/metrics` ([`metrics`], the Prometheus text format); the status
+//! page, badges and feeds come here next, each in a module of its own, so
+//! a change to a page touches neither the mesh nor the Raft code.
 //!
-//! Modules: [`health`], [`api`], [`history`], [`incidents`], `response` (the few
-//! response builders).
+//! Modules: [`health`], [`api`], [`history`], [`incidents`], [`metrics`],
+//! `response` (the few response builders).
 
 pub mod api;
 pub mod health;
 pub mod history;
 pub mod incidents;
+pub mod metrics;
 mod response;
 
 use std::convert::Infallible;
@@ -104,6 +105,7 @@ fn route<B>(state: &HttpState, request: &Request<B>) -> Response {
         "/api/incidents" => {
             state.node.read_local(|applied| incidents::respond(&applied.mesh, request.uri().query()))
         }
+        "/metrics" => metrics::respond(),
         path if history::is_history_path(path) => {
             history::respond(path, request.uri().query(), |name, window| {
                 state.node.endpoint_history(name, window, history::now())
@@ -111,7 +113,7 @@ fn route<B>(state: &HttpState, request: &Request<B>) -> Response {
         }
         _ => response::text(
             StatusCode::NOT_FOUND,
-            "not found; try /healthz, /api/endpoints, /api/endpoints/NAME/history or /api/incidents\n",
+            "not found; try /healthz, /api/endpoints, /api/endpoints/NAME/history, /api/incidents or /metrics\n",
         ),
     }
 }

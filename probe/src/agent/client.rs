@@ -62,6 +62,7 @@ use super::assignment::scheduled_endpoint;
 use super::config::{normalize_address, Config};
 use super::scheduler::{self, Outcome, SchedulerConfig, SchedulerHandle, SlotRecord, Trigger};
 use super::spool::{Spool, SpoolCodec, SpoolConfig, SpoolError};
+use super::telemetry::{self, AgentGauges};
 use crate::check::{Checker, CheckerConfig, CheckerError};
 
 /// The most results in one batch (the protocol's limit).
@@ -138,6 +139,14 @@ pub enum AgentError {
     /// The scheduler refused its configuration.
     #[error("scheduler: {0}")]
     Scheduler(#[from] scheduler::SchedulerError),
+    /// `metrics_addr` could not be bound.
+    #[error("metrics_addr = {addr}: cannot listen: {source} (is another process using it?)")]
+    MetricsListen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Runs the agent until `shutdown` fires, then drains within
@@ -160,10 +169,23 @@ pub async fn run(config: Config, tuning: Tuning, shutdown: CancellationToken) ->
         user_agent: agent_user_agent(&config.region, &config.probe_id),
         ..Default::default()
     };
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(
+            super::metrics_server::bind(addr)
+                .await
+                .map_err(|source| AgentError::MetricsListen { addr, source })?,
+        ),
+        None => None,
+    };
     let spool = open_spool(&config, tuning.clock.now())?;
 
     let tracker = TaskTracker::new();
     let stop_tasks = shutdown.child_token();
+    if let Some(listener) = metrics_listener {
+        info!(metrics_addr = ?config.metrics_addr, "serving /metrics");
+        // Scrapes go on through the drain; the listener stops with the agent.
+        tracker.spawn(super::metrics_server::serve(listener, shutdown.child_token()));
+    }
     let (scheduler, records) = scheduler::spawn(
         SchedulerConfig { max_concurrency: config.max_concurrency },
         Checker::new(checker_config.clone())?,
@@ -199,7 +221,9 @@ pub async fn run(config: Config, tuning: Tuning, shutdown: CancellationToken) ->
         check_now_requests: HashMap::new(),
         next_address: 0,
         fatal: None,
+        gauges: AgentGauges::default(),
     };
+    agent.update_spool_gauges();
     let outcome = agent.run(&shutdown).await;
     stop_tasks.cancel();
     if tokio::time::timeout(agent.tuning.shutdown_grace, tracker.wait()).await.is_err() {
@@ -311,6 +335,8 @@ struct Agent {
     seed: u64,
     /// A spool error met while draining records; ends the agent.
     fatal: Option<SpoolError>,
+    /// This agent's share of the process's gauges.
+    gauges: AgentGauges,
 }
 
 /// How a session ended.
@@ -509,6 +535,7 @@ impl Agent {
                         self.send_pending(&mut session);
                     }
                     self.check_orphan();
+                    self.update_spool_gauges();
                 }
                 _ = session.heartbeat.tick(), if session.welcomed => {
                     let beat = self.heartbeat(&mut heartbeat_mark);
@@ -522,6 +549,7 @@ impl Agent {
                 break SessionEnd::Shutdown;
             }
         };
+        self.gauges.connected(false);
         end
     }
 
@@ -537,6 +565,7 @@ impl Agent {
                 info!(probe_id = welcome.probe_id, "registered with the coordinator");
                 session.welcomed = true;
                 self.disconnected_since = None;
+                self.gauges.connected(true);
                 session.max_batch = match welcome.max_batch_results {
                     0 => MAX_BATCH_RESULTS,
                     n => (n as usize).min(MAX_BATCH_RESULTS),
@@ -568,9 +597,7 @@ impl Agent {
                 for rejected in &ack.rejected {
                     warn!(seq = rejected.seq, reason = %rejected.reason, detail = %rejected.detail, "the coordinator refused a result");
                 }
-                if let Err(e) = self.spool.ack(ack.up_to_seq) {
-                    self.fatal = Some(e);
-                }
+                self.ack(ack.up_to_seq);
                 None
             }
             Msg::CheckNow(request) => {
@@ -644,8 +671,8 @@ impl Agent {
                 Ok(Ok(Some(pb::CoordinatorMessage {
                     msg: Some(pb::coordinator_message::Msg::Ack(ack)),
                 }))) => {
-                    if let Err(e) = self.spool.ack(ack.up_to_seq) {
-                        self.fatal = Some(e);
+                    self.ack(ack.up_to_seq);
+                    if self.fatal.is_some() {
                         break;
                     }
                 }
@@ -676,6 +703,7 @@ impl Agent {
                 return;
             }
             let Ok(permit) = session.tx.try_reserve() else { return };
+            telemetry::results_sent(batch.len());
             permit.send(message(pb::probe_message::Msg::Results(pb::ResultBatch { results: batch })));
             session.last_sent = last;
         }
@@ -704,8 +732,14 @@ impl Agent {
             out_of_slot,
             request_id: Some(request_id).filter(|id| !id.is_empty()),
             result: match record.outcome {
-                Outcome::Ran(result) => Some(result),
-                Outcome::Skipped => None,
+                Outcome::Ran(result) => {
+                    telemetry::check_ran(out_of_slot, record.lag);
+                    Some(result)
+                }
+                Outcome::Skipped => {
+                    telemetry::slot_skipped();
+                    None
+                }
             },
         };
         let item = pb::ProbeResult::from(&observation);
@@ -713,6 +747,29 @@ impl Agent {
             error!(error = %e, "cannot keep a result in the spool; stopping");
             self.fatal = Some(e);
         }
+        self.update_spool_gauges();
+    }
+
+    /// Acknowledges up to `up_to_seq` in the spool and counts what left it.
+    fn ack(&mut self, up_to_seq: u64) {
+        let before = self.spool.stats().pending_records;
+        if let Err(e) = self.spool.ack(up_to_seq) {
+            self.fatal = Some(e);
+        }
+        let after = self.spool.stats().pending_records;
+        self.gauges.acked(before.saturating_sub(after));
+        self.update_spool_gauges();
+    }
+
+    /// The spool's, the schedule's and the canaries' gauges from their
+    /// current state (the scheduler applies assignments on its own task, so
+    /// its count is read on the agent's ticks, not right after sending it
+    /// one).
+    fn update_spool_gauges(&mut self) {
+        let stats = self.spool.stats();
+        self.gauges.spool(stats.pending_records, stats.lost_total);
+        self.gauges.unhealthy(!self.healthy.load(Ordering::Relaxed));
+        self.gauges.endpoints(self.scheduler.stats().endpoints);
     }
 
     /// Runs `future` while keeping records flowing into the spool and the
@@ -732,6 +789,7 @@ impl Agent {
                         self.fatal = Some(e);
                     }
                     self.check_orphan();
+                    self.update_spool_gauges();
                 }
             }
             if self.fatal.is_some() {

@@ -14,6 +14,7 @@
 //! orphan_ttl = "10m"
 //! canary_urls = ["https://example.com/"]
 //! canary_interval = "10s"
+//! metrics_addr = "127.0.0.1:9465"
 //! ```
 //!
 //! Every error names the file, the line and the key, like the
@@ -100,6 +101,12 @@ pub struct Config {
     /// How often the canaries are checked, at least 1s. Default `"10s"`.
     #[serde(default = "defaults::canary_interval", deserialize_with = "duration")]
     pub canary_interval: Duration,
+    /// Where the agent serves its own metrics for Prometheus (`GET
+    /// /metrics`, plain HTTP), as `IP:PORT`, such as `"127.0.0.1:9465"`.
+    /// Absent (the default): not served. The port must be fixed (not 0):
+    /// a scrape config names it.
+    #[serde(default, deserialize_with = "optional_socket_addr")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Why a configuration was refused: the shared loader's error with this
@@ -154,6 +161,12 @@ pub enum Problem {
         path: PathBuf,
         /// Why.
         source: io::Error,
+    },
+    /// `metrics_addr` with port 0 (Prometheus could not know the port).
+    #[error("{value} has port 0: give the fixed port Prometheus scrapes, such as 127.0.0.1:9465")]
+    MetricsPortZero {
+        /// The value.
+        value: SocketAddr,
     },
     /// A path that must be a directory (or absent) is something else.
     #[error("{path:?} exists but is not a directory")]
@@ -223,6 +236,11 @@ impl Config {
         readable("token_file", &self.token_file)?;
         if let Some(ca) = &self.ca_file {
             readable("ca_file", ca)?;
+        }
+        if let Some(addr) = self.metrics_addr {
+            if addr.port() == 0 {
+                return Err(invalid("metrics_addr", Problem::MetricsPortZero { value: addr }));
+            }
         }
         if let Some(dir) = &self.spool_dir {
             if dir.exists() && !dir.is_dir() {
@@ -326,6 +344,15 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
     let text = String::deserialize(deserializer)?;
     humantime::parse_duration(&text).map_err(|e| {
         D::Error::custom(format!("invalid duration {text:?} ({e}): write it like \"10m\" or \"30s\""))
+    })
+}
+
+fn optional_socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map(Some).map_err(|_| {
+        D::Error::custom(format!(
+            "invalid socket address {text:?}: expected IP:PORT, such as 127.0.0.1:9465 (a host name is not resolved)"
+        ))
     })
 }
 

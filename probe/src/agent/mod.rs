@@ -19,9 +19,14 @@
 //!   machine, reconnection with backoff across coordinators, redirects to the
 //!   leader, batching and resending, heartbeats, canaries, orphan timeout and
 //!   draining at shutdown.
+//! - [`telemetry`]: the agent's metrics (recorder, catalogue, events,
+//!   gauges that add up across agents in one process); [`metrics_server`]:
+//!   the bounded `/metrics` listener on `metrics_addr`.
 
 pub mod assignment;
 pub mod client;
 pub mod config;
+pub mod metrics_server;
 pub mod scheduler;
 pub mod spool;
+pub mod telemetry;

@@ -157,9 +157,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let index = committed.map_or(0, |id| id.index);
         blocking(&self.db, move |db| db.write_meta(KEY_COMMITTED, "committed log id", &committed))
             .await
-            .map_err(|e| storage_failure(ErrorSubject::Store, ErrorVerb::Write, &e))
+            .map_err(|e| storage_failure(ErrorSubject::Store, ErrorVerb::Write, &e))?;
+        // openraft 0.9's metrics carry no committed index; this is where it
+        // is known, on the leader and on followers alike.
+        metrics::gauge!("vantage_raft_committed_index").set(index as f64);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

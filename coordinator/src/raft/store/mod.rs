@@ -49,6 +49,12 @@ pub const LOG_FILE: &str = "raft.redb";
 /// The directory holding snapshots, inside `data_dir`.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
+/// The file holding the current snapshot of the node whose data directory
+/// is `data_dir` (its modification time is when it was written).
+pub fn current_snapshot_file(data_dir: &Path) -> PathBuf {
+    snapshot_file::current_path(&data_dir.join(SNAPSHOT_DIR))
+}
+
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

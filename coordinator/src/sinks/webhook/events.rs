@@ -4,6 +4,9 @@
 //! Metrics:
 //! - `vantage_alert_deliveries_total{outcome}`: outbox attempts by what
 //!   was recorded (`delivered`, `retry`, `failed`);
+//! - `vantage_alert_attempts_total{outcome}`: webhook POSTs sent for the
+//!   outbox, by what the receiver did (`delivered`, `retryable`,
+//!   `rejected`); failures are the last two;
 //! - `vantage_alert_attempt_duration_seconds{outcome}`: one attempt's
 //!   latency, by what the receiver did (`delivered`, `retryable`,
 //!   `rejected`);
@@ -33,6 +36,7 @@ pub(super) fn attempt_finished(e: &AttemptEvent<'_>) {
         DeliveryOutcome::Failed { .. } => "failed",
     };
     metrics::counter!("vantage_alert_deliveries_total", "outcome" => recorded).increment(1);
+    metrics::counter!("vantage_alert_attempts_total", "outcome" => e.sent.outcome.as_str()).increment(1);
     metrics::histogram!("vantage_alert_attempt_duration_seconds", "outcome" => e.sent.outcome.as_str())
         .record(e.sent.latency.as_secs_f64());
     let latency_ms = e.sent.latency.as_secs_f64() * 1000.0;
