@@ -251,7 +251,7 @@ fn print_banner(banner: &Banner<'_>, probes: &[String], api_url: &str, webhook: 
     let kept = if args.data_dir.is_some() { "kept on exit" } else { "removed on exit" };
     let mut text = String::new();
     text.push_str("\nVantage dev mode is running.\n\n");
-    text.push_str(&format!("  HTTP          http://{http}  (/healthz, /api/endpoints, /api/incidents)\n"));
+    text.push_str(&format!("  HTTP          http://{http}  (/healthz, /api/endpoints, /api/endpoints/NAME/history, /api/incidents, /metrics)\n"));
     text.push_str(&format!("  API           {api_url}\n"));
     text.push_str(&format!("  admin token   {token}\n"));
     text.push_str(&format!("  token file    {}\n", token_path.display()));
@@ -282,6 +282,10 @@ fn print_banner(banner: &Banner<'_>, probes: &[String], api_url: &str, webhook: 
     text.push_str(&format!("  curl http://{http}/api/endpoints\n"));
     text.push_str(&format!(
         "  vantagectl --server {api_url} --token-file {} incident list   (demo-outage goes down a minute in)\n",
+        token_path.display()
+    ));
+    text.push_str(&format!(
+        "  vantagectl --server {api_url} --token-file {} endpoint history demo-slow   (rolled up once a minute)\n",
         token_path.display()
     ));
     text.push_str("\nCtrl-C stops everything.\n");
