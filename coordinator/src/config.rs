@@ -30,7 +30,14 @@
 //! max_batch_delay_ms = 100
 //! checkpoint_ms = 250
 //! max_clock_skew_ms = 5000
+//! [[export.remote_write]]         # optional, repeatable: TSDB export
+//! url = "http://127.0.0.1:9090/api/v1/write"
+//! [[export.influx]]               # optional, repeatable
+//! url = "http://127.0.0.1:8086"
+//! db = "vantage"
 //! ```
+//!
+//! `[export]`'s keys are documented in [`crate::sinks::export::config`].
 //!
 //! Every error names the file, the line and the key:
 //! `coordinator.toml:7: unknown key "raft_adr" in the top level: did you
@@ -53,6 +60,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 use crate::raft::{Node, NodeId};
+pub use crate::sinks::export::config::{ExportConfig, ExportProblem, InfluxConfig, RemoteWriteConfig};
 
 /// The whole configuration of one coordinator node.
 ///
@@ -101,6 +109,10 @@ pub struct Config {
     /// `[mesh]`: probe streams, sharding and result intake.
     #[serde(default)]
     pub mesh: MeshConfig,
+    /// `[export]`: TSDB targets for every measurement (Prometheus
+    /// remote-write, InfluxDB); see [`crate::sinks::export::config`].
+    #[serde(default)]
+    pub export: ExportConfig,
 }
 
 /// One initial member of the cluster (`[[peers]]`).
@@ -293,6 +305,9 @@ pub enum Problem {
     /// A number that must be positive is 0.
     #[error("must be at least 1")]
     Zero,
+    /// `[export]` is wrong.
+    #[error(transparent)]
+    Export(ExportProblem),
     /// A path is empty.
     #[error("must not be empty")]
     EmptyPath,
@@ -427,6 +442,7 @@ impl Config {
         self.validate_peers()?;
         self.raft.validate()?;
         self.mesh.validate()?;
+        self.export.validate().map_err(|(key, problem)| invalid(key, Problem::Export(problem)))?;
         self.tls.validate()?;
         self.validate_paths()
     }
@@ -598,6 +614,7 @@ impl ConfigFile for Config {
         {
             resolve(file);
         }
+        self.export.resolve_paths(base);
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -620,6 +637,7 @@ impl Default for Config {
             tls: TlsConfig { insecure: true, ..TlsConfig::default() },
             raft: RaftConfig::default(),
             mesh: MeshConfig::default(),
+            export: ExportConfig::default(),
         }
     }
 }
