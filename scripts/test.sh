@@ -13,8 +13,11 @@ cd "$(dirname "$0")/.."
 # iproute2: `ip` for the fault suite's network-namespace islands; openssl: the
 # self-signed-certificate test makes its certificate the usual way;
 # prometheus-alertmanager: the alert suite delivers to a real Alertmanager
-# (API v2); python3-pip: to install the Standard Webhooks reference verifier.
-APT_PACKAGES=(iproute2 openssl prometheus-alertmanager python3-pip)
+# (API v2); python3-pip: to install the Standard Webhooks reference verifier;
+# prometheus, victoria-metrics, influxdb: the export suite
+# (tests/tests/export.rs) writes to the real servers and reads every sample
+# back through their own query APIs.
+APT_PACKAGES=(iproute2 openssl prometheus-alertmanager python3-pip prometheus victoria-metrics influxdb)
 
 # Python packages the tests need: the Standard Webhooks reference verifier
 # checks the alert suite's signatures (coordinator/tests/alerts.rs).

@@ -17,9 +17,10 @@
 //! The agreed state is `vantage_endpoint,endpoint=… state="down",
 //! regions_down=2i`. Timestamps are milliseconds (`precision=ms`).
 //! Escaping follows the line-protocol reference: in tag keys and values
-//! `,`, `=` and space take a backslash, and so does a backslash that ends
-//! a value (it would escape the separator after it); string field values
-//! are quoted with `"` and `\` escaped.
+//! `,`, `=` and space take a backslash; string field values are quoted
+//! with `"` and `\` escaped. A backslash that ends a tag value is dropped
+//! and one before `,`, `=` or a space is doubled ([`escape_tag`] says
+//! why).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -340,23 +341,25 @@ fn float(v: f64) -> String {
 }
 
 /// Escapes a tag key or value (and a field key): `,` `=` and space take a
-/// backslash; so does a trailing backslash, which would otherwise escape
-/// the separator written after it. Line protocol has no escape for line
-/// breaks, so they become spaces (labels refuse control characters
-/// anyway).
+/// backslash. A backslash before one of them is doubled (the spec's
+/// escape, which InfluxDB 2.x reads back as one backslash and 1.x keeps as
+/// two), and backslashes that end the text are dropped: InfluxDB 1.x
+/// cannot parse a tag value ending in one, however it is escaped. Line
+/// protocol has no escape for line breaks, so they become spaces (labels
+/// refuse control characters anyway).
 pub fn escape_tag(s: &str, out: &mut String) {
-    for c in s.chars() {
+    let s = s.trim_end_matches('\\');
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             ',' | '=' | ' ' => {
                 out.push('\\');
                 out.push(c);
             }
             '\n' | '\r' => out.push_str("\\ "),
+            '\\' if matches!(chars.peek(), Some(',' | '=' | ' ' | '\n' | '\r')) => out.push_str("\\\\"),
             c => out.push(c),
         }
-    }
-    if s.ends_with('\\') {
-        out.push('\\');
     }
 }
 
@@ -513,13 +516,14 @@ mod tests {
             ("quote", "say \"hi\""),
             ("slash", "ends with \\"),
             ("mid", "a\\b"),
+            ("before", "a\\,b"),
         ]);
         let mut out = String::new();
         line_protocol(&[Arc::new(Record::Check(hostile))], &mut out);
         assert_eq!(
             out,
-            "vantage_check,endpoint=web,kind=https,mid=a\\b,probe=eu-1,quote=say\\ \"hi\",region=eu,\
-             slash=ends\\ with\\ \\\\,team=a\\,b\\=c\\ d \
+            "vantage_check,before=a\\\\\\,b,endpoint=web,kind=https,mid=a\\b,probe=eu-1,quote=say\\ \"hi\",\
+             region=eu,slash=ends\\ with\\ ,team=a\\,b\\=c\\ d \
              success=1i,connect=0.00025,tls=0.0015,ttfb=0.012,total=0.014,status_code=200i,\
              cert_expiry=1800000000i 1700000000123\n"
         );
