@@ -9,7 +9,8 @@
 //! `/api/v1/export` (after `/internal/force_flush`), InfluxDB `SELECT … GROUP
 //! BY *`. All come back as [`Samples`]: series (metric name and labels) →
 //! `(timestamp ms, value)` in time order, InfluxDB fields mapped to the
-//! Prometheus names Vantage exports.
+//! Prometheus names Vantage exports (the `state` field of
+//! `vantage_endpoint` as the seven `vantage_endpoint_state{state}` series).
 //!
 //! [`debian_binary`] finds a server's binary; when it is missing the test
 //! fails under `CI=true` and is skipped (with how to install it) elsewhere.
@@ -181,16 +182,19 @@ impl VictoriaMetrics {
         format!("http://127.0.0.1:{}/api/v1/write", self.port)
     }
 
-    /// SIGKILLs it: the TSDB goes away.
-    pub fn kill(&mut self) {
+    /// Stops it with SIGTERM (it flushes what it holds in memory: after a
+    /// SIGKILL it loses up to several seconds of samples it had already
+    /// acknowledged, which no sender can know about).
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.server.child.take() {
-            child.kill();
+            child.terminate(Duration::from_secs(30))?;
         }
+        Ok(())
     }
 
     /// Starts it again on the same port and data.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill();
+        self.stop()?;
         self.server.spawn()?;
         self.server.wait_ready(self.port, "/health", 200)
     }
@@ -316,6 +320,9 @@ impl Influx {
     }
 }
 
+/// The agreed states Vantage exports, as `vantage_endpoint_state{state}`.
+pub const STATES: [&str; 7] = ["up", "degraded", "down", "unknown", "maintenance", "paused", "flapping"];
+
 /// A field's value.
 #[derive(Debug, Clone, PartialEq)]
 enum Field {
@@ -352,7 +359,14 @@ fn add_field(
             ("vantage_endpoint_regions_down", tags.clone(), *v)
         }
         ("vantage_endpoint", "state", Field::Text(state)) => {
-            ("vantage_endpoint_state", with("state", state), 1.0)
+            // One Prometheus series per state, 1 for this one, 0 for the rest.
+            for other in STATES {
+                let value = if other == state { 1.0 } else { 0.0 };
+                out.entry(("vantage_endpoint_state".into(), with("state", other)))
+                    .or_default()
+                    .push((ts, value));
+            }
+            return;
         }
         _ => return,
     };

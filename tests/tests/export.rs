@@ -13,7 +13,7 @@
 //!   1.x at once: after N results each holds exactly N samples per series,
 //!   at the checks' start times with the measured values; the agreed state
 //!   has exactly one state at 1 per instant.
-//! - t20: VictoriaMetrics killed and restarted: an outage inside the
+//! - t20: VictoriaMetrics stopped (SIGTERM) and restarted: an outage inside the
 //!   queue's capacity loses nothing; a longer one drops exactly what the
 //!   log says was dropped, and the coordinator's memory stays bounded.
 //! - t30: the leader SIGKILLed while exporting: the new leader exports, the
@@ -313,4 +313,145 @@ fn t10_every_result_reaches_prometheus_victoriametrics_and_influxdb_exactly_once
     assert!(ones.iter().any(|((e, _), s)| e == "down" && s[0] == "down"), "{ones:?}");
     let down = vm.samples(r#"{__name__="vantage_endpoint_regions_down",endpoint="down"}"#).unwrap();
     assert!(down.values().flatten().any(|&(_, v)| v == 2.0), "both regions down: {down:?}");
+}
+
+/// Unix ms now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Every vantage series in `samples` (results and states), with only the
+/// samples at or before `until` ms.
+fn until(samples: &Samples, until: i64) -> Samples {
+    samples
+        .iter()
+        .map(|(k, s)| (k.clone(), s.iter().copied().filter(|(t, _)| *t <= until).collect::<Vec<_>>()))
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+}
+
+/// What differs between two sample sets, for a failure message.
+fn diff(want: &Samples, got: &Samples) -> String {
+    let mut out = String::new();
+    for (key, w) in want {
+        match got.get(key) {
+            None => out.push_str(&format!("\n  missing {key:?} ({} samples)", w.len())),
+            Some(g) if g != w => {
+                let missing: Vec<_> = w.iter().filter(|s| !g.contains(s)).take(5).collect();
+                let extra: Vec<_> = g.iter().filter(|s| !w.contains(s)).take(5).collect();
+                out.push_str(&format!(
+                    "\n  {key:?}: {} vs {}; missing {missing:?} extra {extra:?}",
+                    w.len(),
+                    g.len()
+                ));
+            }
+            _ => {}
+        }
+    }
+    for key in got.keys().filter(|k| !want.contains_key(*k)) {
+        out.push_str(&format!("\n  unexpected {key:?}"));
+    }
+    out.chars().take(4000).collect()
+}
+
+fn count(samples: &Samples) -> usize {
+    samples.values().map(Vec::len).sum()
+}
+
+/// Everything the reference has, results and states, as one map.
+fn reference_all(reference: &LineReceiver) -> Samples {
+    let mut all = reference.samples("vantage_check").unwrap();
+    all.extend(reference.samples("vantage_endpoint").unwrap());
+    all
+}
+
+/// Every vantage series VictoriaMetrics has.
+fn vm_all(vm: &VictoriaMetrics) -> Samples {
+    vm.samples(r#"{__name__=~"vantage_.+"}"#).unwrap()
+}
+
+/// The sum of `dropped=` over the lines saying a burst of drops on `sink`
+/// ended.
+fn dropped_in_log(log: &str, sink: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("export queue accepting samples again"))
+        .filter(|l| l.contains(&format!("sink=\"{sink}\"")) || l.contains(&format!("sink={sink} ")))
+        .filter_map(|l| {
+            let start = l.find(" dropped=")? + " dropped=".len();
+            l[start..].split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn t20_a_tsdb_outage_inside_the_queue_loses_nothing_and_past_it_drops_exactly_what_is_counted() {
+    let Some(mut vm) = VictoriaMetrics::start().unwrap() else { return };
+    let reference = LineReceiver::start().unwrap();
+    // About 80 samples/s (8 results of ~6 samples, 4 × 8 state samples):
+    // the 1000-sample queue holds about 12 s of them.
+    let export = [
+        remote_write("vm", &vm.write_url(), "queue_capacity = 1000\nbatch_size = 100\n"),
+        influx("reference", &reference.url(), "reference", ""),
+    ]
+    .concat();
+    let endpoints: Vec<[&str; 2]> = ["web-1", "web-2", "web-3", "web-4"].map(|n| [n, "$WEB"]).to_vec();
+    let endpoints: Vec<&[&str]> = endpoints.iter().map(|e| e.as_slice()).collect();
+    let mut w = World::start(1, &export, &endpoints);
+    wait_for(Duration::from_secs(30), "results flowing", || result_lines(&reference) >= 40);
+
+    // A 4 s outage: inside the capacity.
+    vm.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    vm.restart().unwrap();
+    let restarted = now_ms();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (got, want) = (until(&vm_all(&vm), restarted), until(&reference_all(&reference), restarted));
+        if got == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outage's samples in victoria-metrics: {}", diff(&want, &got));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(dropped_in_log(&w.d.log("node1.log"), "vm"), 0);
+    assert!(!w.d.log("node1.log").contains("export queue full"), "nothing dropped in a short outage");
+
+    // A 20 s outage: past the capacity; memory stays put.
+    let pid = w.d.node_pid(1).unwrap();
+    let rss_before = rss_kib(pid);
+    vm.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(20));
+    let rss_during = rss_kib(pid);
+    vm.restart().unwrap();
+    wait_for(Duration::from_secs(30), "the end of the drop burst in the log", || {
+        dropped_in_log(&w.d.log("node1.log"), "vm") > 0
+    });
+    w.stop_probes();
+    wait_quiet(&reference, Duration::from_secs(2), Duration::from_secs(20));
+    let end = now_ms() - 1_000;
+    std::thread::sleep(Duration::from_secs(2));
+    let want = until(&reference_all(&reference), end);
+    let got = until(&vm_all(&vm), end);
+    let dropped = dropped_in_log(&w.d.log("node1.log"), "vm");
+    assert!(dropped > 0);
+    for (key, samples) in &got {
+        let reference = want.get(key).unwrap_or_else(|| panic!("{key:?} is not in the reference"));
+        assert!(samples.iter().all(|s| reference.contains(s)), "{key:?}: only what was sent");
+    }
+    assert_eq!(count(&want) - count(&got), dropped as usize, "exactly the dropped samples are missing");
+    assert!(
+        rss_during < rss_before + 30 * 1024,
+        "the coordinator's memory is bounded: {rss_before} KiB → {rss_during} KiB"
+    );
+    eprintln!("t20: dropped {dropped} samples; RSS {rss_before} KiB → {rss_during} KiB during the outage");
 }

@@ -6,7 +6,8 @@
 //! dropped (the newest go, so what is queued keeps its order and nothing
 //! already waiting is thrown away), counted in
 //! `vantage_export_samples_dropped_total`, and logged once when a burst of
-//! drops starts and once when it ends.
+//! drops starts and once when it ends (the queue back under half full),
+//! with the burst's count.
 //!
 //! One worker per target sends batches of at most `batch_size` samples,
 //! one request at a time (so a series' samples reach the TSDB in order,
@@ -149,8 +150,13 @@ impl TargetQueue {
                         started = true;
                     }
                 }
-            } else if let Some((since, count)) = queue.burst.take() {
-                ended = Some((count, now.saturating_duration_since(since)));
+            } else if queue.burst.is_some() && (queue.samples + queue.in_flight) * 2 <= self.capacity {
+                // A burst ends once the queue has drained to half: a queue
+                // hovering at its capacity is one burst, not a line per
+                // record that happens to fit.
+                if let Some((since, count)) = queue.burst.take() {
+                    ended = Some((count, now.saturating_duration_since(since)));
+                }
             }
             (dropped, started, ended, queue.samples)
         };
