@@ -441,6 +441,98 @@ impl LineReceiver {
     }
 }
 
+/// How a [`ScriptedReceiver`] answers every request.
+#[derive(Debug, Clone, Copy)]
+pub enum Scripted {
+    /// This status, with this body.
+    Status(u16, &'static str),
+    /// 200 with a body of this many bytes (sent until the client hangs up).
+    Huge(usize),
+    /// Reads the request and never answers.
+    Hang,
+}
+
+/// A loopback HTTP receiver that answers every request the same way and
+/// keeps each request's body.
+pub struct ScriptedReceiver {
+    port: u16,
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl ScriptedReceiver {
+    /// Starts it on a free loopback port (a thread per connection).
+    pub fn start(answer: Scripted) -> anyhow::Result<ScriptedReceiver> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let Ok(body) = read_body(&mut stream) else { return };
+                    kept.lock().unwrap_or_else(|p| p.into_inner()).push(body);
+                    match answer {
+                        Scripted::Status(code, text) => {
+                            let head = format!(
+                                "HTTP/1.1 {code} Scripted\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                                text.len()
+                            );
+                            let _ = stream.write_all(head.as_bytes());
+                            let _ = stream.write_all(text.as_bytes());
+                        }
+                        Scripted::Huge(n) => {
+                            let _ = stream.write_all(
+                                format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n").as_bytes(),
+                            );
+                            let chunk = vec![b'x'; 64 * 1024];
+                            let mut left = n;
+                            while left > 0 {
+                                let k = left.min(chunk.len());
+                                if stream.write_all(&chunk[..k]).is_err() {
+                                    break;
+                                }
+                                left -= k;
+                            }
+                        }
+                        // Held open until the client gives up (its timeout).
+                        Scripted::Hang => {
+                            let mut sink = [0u8; 1024];
+                            let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+                            while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+                        }
+                    }
+                });
+            }
+        });
+        Ok(ScriptedReceiver { port, bodies })
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request's body, in arrival order.
+    pub fn bodies(&self) -> Vec<Vec<u8>> {
+        self.bodies.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// How many samples a line-protocol body holds, counted as Vantage counts
+/// them: one per field of a result point, eight per agreed-state point
+/// (seven states and the regions down).
+pub fn line_protocol_samples(body: &[u8]) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for line in String::from_utf8_lossy(body).lines().filter(|l| !l.is_empty()) {
+        let point = parse_line(line)?;
+        n += if point.measurement == "vantage_endpoint" { STATES.len() + 1 } else { point.fields.len() };
+    }
+    Ok(n)
+}
+
 /// One parsed line.
 #[derive(Debug, Clone, PartialEq)]
 struct Point {

@@ -455,3 +455,82 @@ fn t20_a_tsdb_outage_inside_the_queue_loses_nothing_and_past_it_drops_exactly_wh
     );
     eprintln!("t20: dropped {dropped} samples; RSS {rss_before} KiB → {rss_during} KiB during the outage");
 }
+
+/// The sum of `samples=` over the node's log lines containing `what` for
+/// `sink`, and how many such lines there are.
+fn logged(log: &str, what: &str, sink: &str) -> (usize, usize) {
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(what))
+        .filter(|l| l.contains(&format!("sink=\"{sink}\"")) || l.contains(&format!("sink={sink} ")))
+        .collect();
+    let samples = lines
+        .iter()
+        .filter_map(|l| {
+            let start = l.find(" samples=")? + " samples=".len();
+            l[start..].split(|c: char| !c.is_ascii_digit()).next()?.parse::<usize>().ok()
+        })
+        .sum();
+    (samples, lines.len())
+}
+
+#[test]
+fn t40_a_400_is_not_retried_and_huge_or_hanging_answers_are_cut_off() {
+    use vantage_tests::tsdb::{line_protocol_samples, Scripted, ScriptedReceiver};
+    let refusing =
+        ScriptedReceiver::start(Scripted::Status(400, "{\"error\":\"partial write: field type conflict\"}"))
+            .unwrap();
+    let huge = ScriptedReceiver::start(Scripted::Huge(10 << 20)).unwrap();
+    let hanging = ScriptedReceiver::start(Scripted::Hang).unwrap();
+    let reference = LineReceiver::start().unwrap();
+    let export = [
+        influx("refusing", &refusing.url(), "x", ""),
+        influx("huge", &huge.url(), "x", ""),
+        influx("hanging", &hanging.url(), "x", "timeout_ms = 500\n"),
+        influx("reference", &reference.url(), "reference", ""),
+    ]
+    .concat();
+    let mut w = World::start(1, &export, &[&["web", "$WEB"]]);
+    wait_for(Duration::from_secs(30), "results", || result_lines(&reference) >= 16);
+    std::thread::sleep(Duration::from_secs(3));
+    let log = w.d.log("node1.log");
+
+    // 400: every batch sent once, refused, counted as failed with the answer quoted.
+    let bodies = refusing.bodies();
+    assert!(bodies.len() >= 3, "{} batches", bodies.len());
+    let distinct: std::collections::BTreeSet<&Vec<u8>> = bodies.iter().collect();
+    assert_eq!(distinct.len(), bodies.len(), "no batch was sent twice");
+    let (failed, refusals) = logged(&log, "export batch refused by the target; not retried", "refusing");
+    assert!(
+        refusals + 1 >= bodies.len() && refusals <= bodies.len(),
+        "{refusals} refusals, {} requests",
+        bodies.len()
+    );
+    let sent: usize = bodies[..refusals].iter().map(|b| line_protocol_samples(b).unwrap()).sum();
+    assert_eq!(failed, sent, "the refused samples are counted as failed");
+    assert!(log.contains(
+        "the receiver answered 400 Bad Request: {\"error\":\"partial write: field type conflict\"}"
+    ));
+
+    // 10 MB answers: cut at the cap, retried with the same body.
+    let bodies = huge.bodies();
+    assert!(
+        bodies.len() >= 2 && bodies.iter().all(|b| b == &bodies[0]),
+        "the first batch, retried: {}",
+        bodies.len()
+    );
+    assert!(log.contains("has a body over 65536 bytes"), "the cap is named");
+
+    // No answer: each attempt ends at the 500 ms timeout, then is retried.
+    let attempts = hanging.bodies().len();
+    assert!(attempts >= 2, "{attempts} attempts");
+    assert!(log.contains("no complete answer from 127.0.0.1 within 500ms"));
+
+    // The healthy target beside them got every result.
+    w.stop_probes();
+    wait_quiet(&reference, Duration::from_secs(2), Duration::from_secs(20));
+    let view = w.d.http_json(w.leader(), "/api/endpoints").unwrap();
+    let received = view["endpoints"][0]["recent"].as_u64().unwrap() as usize;
+    let exported: usize = results_per_probe(&reference.samples("vantage_check").unwrap()).values().sum();
+    assert_eq!(exported, received);
+}
