@@ -96,10 +96,22 @@ impl Prometheus {
     /// Starts Prometheus (`--web.enable-remote-write-receiver`, its own
     /// storage, nothing scraped); `None` when it is not installed.
     pub fn start() -> anyhow::Result<Option<Prometheus>> {
+        Prometheus::start_with("")
+    }
+
+    /// [`Prometheus::start`] with `tsdb` as the config's `storage.tsdb`
+    /// block (e.g. `out_of_order_time_window: 10m`, which accepts the
+    /// samples a new Vantage leader resends after a failover).
+    pub fn start_with(tsdb: &str) -> anyhow::Result<Option<Prometheus>> {
         let Some(binary) = debian_binary(&["/usr/bin/prometheus"], "prometheus") else { return Ok(None) };
         let dir = tempfile::tempdir()?;
         let port = free_ports(1)?[0];
-        std::fs::write(dir.path().join("prometheus.yml"), "global:\n  scrape_interval: 1h\n")?;
+        let storage =
+            if tsdb.is_empty() { String::new() } else { format!("storage:\n  tsdb:\n    {tsdb}\n") };
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            format!("global:\n  scrape_interval: 1h\n{storage}"),
+        )?;
         let args = vec![
             "--config.file=prometheus.yml".to_string(),
             "--storage.tsdb.path=data".to_string(),

@@ -534,3 +534,86 @@ fn t40_a_400_is_not_retried_and_huge_or_hanging_answers_are_cut_off() {
     let exported: usize = results_per_probe(&reference.samples("vantage_check").unwrap()).values().sum();
     assert_eq!(exported, received);
 }
+
+#[test]
+fn t30_after_a_leader_sigkill_the_new_leader_exports_and_nothing_is_written_at_two_timestamps() {
+    let (Some(prometheus), Some(vm)) =
+        (Prometheus::start_with("out_of_order_time_window: 10m").unwrap(), VictoriaMetrics::start().unwrap())
+    else {
+        return;
+    };
+    let reference = LineReceiver::start().unwrap();
+    let export = [
+        remote_write("prometheus", &prometheus.write_url(), ""),
+        remote_write("vm", &vm.write_url(), ""),
+        influx("reference", &reference.url(), "reference", ""),
+    ]
+    .concat();
+    let mut w = World::start(3, &export, &[&["web", "$WEB"]]);
+    wait_for(Duration::from_secs(30), "results", || result_lines(&reference) >= 10);
+    let old = w.leader();
+    let killed_at = now_ms();
+    w.d.kill_node(old);
+    let new = w.d.leader(Duration::from_secs(20)).unwrap();
+    assert_ne!(new, old);
+    // Series go on: five more seconds of results after the new leader.
+    wait_for(Duration::from_secs(30), "results from the new leader", || {
+        let samples = reference.samples("vantage_check").unwrap();
+        let per_probe: Vec<usize> = samples
+            .iter()
+            .filter(|((n, _), _)| n == "vantage_check_success")
+            .map(|(_, s)| s.iter().filter(|(t, _)| *t > killed_at + 3_000).count())
+            .collect();
+        per_probe.len() == 2 && per_probe.iter().all(|&n| n >= 5)
+    });
+    w.stop_probes();
+    wait_quiet(&reference, Duration::from_secs(2), Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(1));
+
+    let sent = reference.samples("vantage_check").unwrap();
+    // A resend (a result the dead leader processed but had not recorded)
+    // carries the same timestamp and value: idempotent.
+    for (key, samples) in &sent {
+        for pair in samples.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                assert_eq!(pair[0].1, pair[1].1, "{key:?} at {}: a resend with another value", pair[0].0);
+            }
+        }
+    }
+    let resent = sent.values().flat_map(|s| s.windows(2).filter(|p| p[0].0 == p[1].0)).count();
+    let mut distinct = sent.clone();
+    for samples in distinct.values_mut() {
+        samples.dedup_by_key(|s| s.0);
+    }
+    for (what, got) in [
+        ("prometheus", prometheus.samples(CHECKS).unwrap()),
+        ("victoria-metrics", vm.samples(CHECKS).unwrap()),
+    ] {
+        // Everything sent, once, whichever leader sent it.
+        assert_same(what, &distinct, &got);
+        for (key, samples) in &got {
+            // One result per slot: a result written at a second timestamp
+            // would put two samples within one 1 s interval.
+            for pair in samples.windows(2) {
+                assert!(
+                    pair[1].0 - pair[0].0 >= 500,
+                    "{what}: {key:?}: samples at {} and {}",
+                    pair[0].0,
+                    pair[1].0
+                );
+            }
+            assert!(
+                samples.iter().any(|(t, _)| *t > killed_at + 3_000),
+                "{what}: {key:?} goes on after the failover"
+            );
+        }
+    }
+    let log = w.d.logs();
+    assert!(!log.contains("export batch refused"), "no target refused a resend");
+    let states = vm.samples(r#"{__name__="vantage_endpoint_state",state="up"}"#).unwrap();
+    assert!(
+        states.values().flatten().any(|(t, _)| *t > killed_at + 3_000),
+        "the new leader samples the agreed state"
+    );
+    eprintln!("t30: node {old} killed, node {new} leads; {resent} samples were resent by the new leader");
+}
