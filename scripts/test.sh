@@ -17,7 +17,10 @@ cd "$(dirname "$0")/.."
 # prometheus: the dashboard test (tests/tests/dashboard.rs) runs a real
 # Prometheus that scrapes the coordinator's and the probe's /metrics, and
 # `promtool check metrics` lints their text (probe/tests/agent.rs too).
-APT_PACKAGES=(iproute2 openssl prometheus prometheus-alertmanager python3-pip)
+# prometheus, victoria-metrics, influxdb: the export suite
+# (tests/tests/export.rs) writes to the real servers and reads every sample
+# back through their own query APIs.
+APT_PACKAGES=(iproute2 openssl prometheus prometheus-alertmanager python3-pip victoria-metrics influxdb)
 
 # Python packages the tests need: the Standard Webhooks reference verifier
 # checks the alert suite's signatures (coordinator/tests/alerts.rs).

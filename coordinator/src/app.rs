@@ -60,6 +60,9 @@ pub enum AppError {
     /// The node could not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The TSDB exporter could not start.
+    #[error(transparent)]
+    Export(#[from] crate::sinks::export::ExportError),
     /// The node stopped without being asked to (see its log lines above).
     #[error("node {node_id} stopped unexpectedly; see the error logged above")]
     NodeStopped {
@@ -109,6 +112,17 @@ pub async fn run(
     let flushes = TaskTracker::new();
     flushes.spawn(roller.run(shutdown.child_token()));
     flushes.close();
+    // ---- export: every result to the TSDBs (leader only: results reach only it)
+    let exporter = crate::sinks::export::Exporter::start(
+        &config.export,
+        Arc::new(node.clone()),
+        shutdown.child_token(),
+    )?;
+    let consumers = match &exporter {
+        Some(exporter) => consumers.subscribe("export", exporter.results_sink()),
+        None => consumers,
+    };
+    // ---- end export
     let mesh_node: Arc<dyn crate::mesh::MeshNode> = Arc::new(node.clone());
     let mesh = Mesh::start(
         mesh_node.clone(),
@@ -192,6 +206,20 @@ pub async fn run(
         }
     });
     // ---- end metrics
+    // ---- export: SIGTERM flushes the queues within export.flush_timeout_ms
+    let grace = match &exporter {
+        Some(exporter) => {
+            let exporter = exporter.clone();
+            let flush = exporter.flush_timeout();
+            tasks.spawn(async move {
+                exporter.stopped().await;
+                Ok::<(), AppError>(())
+            });
+            API_GRACE.max(flush + Duration::from_secs(1))
+        }
+        None => API_GRACE,
+    };
+    // ---- end export
     let http = HttpState { node: node.clone(), latest };
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -218,8 +246,8 @@ pub async fn run(
         tracing::warn!(grace = ?FLUSH_GRACE, "history rollups not flushed within the grace period");
     }
     node_stop.cancel();
-    if tokio::time::timeout(API_GRACE, tasks.wait()).await.is_err() {
-        tracing::warn!(grace = ?API_GRACE, "requests still running after the grace period; closing them");
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!(?grace, "requests still running after the grace period; closing them");
     }
     node.stopped().await;
     if stopped_by_itself {

@@ -32,7 +32,14 @@
 //! max_clock_skew_ms = 5000
 //! [history]                       # optional; the default
 //! flush_ms = 60000                # how often the leader commits rollups
+//! [[export.remote_write]]         # optional, repeatable: TSDB export
+//! url = "http://127.0.0.1:9090/api/v1/write"
+//! [[export.influx]]               # optional, repeatable
+//! url = "http://127.0.0.1:8086"
+//! db = "vantage"
 //! ```
+//!
+//! `[export]`'s keys are documented in [`crate::sinks::export::config`].
 //!
 //! Every error names the file, the line and the key:
 //! `coordinator.toml:7: unknown key "raft_adr" in the top level: did you
@@ -55,6 +62,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 use crate::raft::{Node, NodeId};
+pub use crate::sinks::export::config::{ExportConfig, ExportProblem, InfluxConfig, RemoteWriteConfig};
 
 /// The whole configuration of one coordinator node.
 ///
@@ -106,6 +114,10 @@ pub struct Config {
     /// `[history]`: how the leader commits rollups.
     #[serde(default)]
     pub history: HistoryConfig,
+    /// `[export]`: TSDB targets for every measurement (Prometheus
+    /// remote-write, InfluxDB); see [`crate::sinks::export::config`].
+    #[serde(default)]
+    pub export: ExportConfig,
 }
 
 /// `[history]`: the leader's rollups of results into the cluster's history.
@@ -333,6 +345,9 @@ pub enum Problem {
     /// A number that must be positive is 0.
     #[error("must be at least 1")]
     Zero,
+    /// `[export]` is wrong.
+    #[error(transparent)]
+    Export(ExportProblem),
     /// A path is empty.
     #[error("must not be empty")]
     EmptyPath,
@@ -468,6 +483,7 @@ impl Config {
         self.raft.validate()?;
         self.mesh.validate()?;
         self.history.validate()?;
+        self.export.validate().map_err(|(key, problem)| invalid(key, Problem::Export(problem)))?;
         self.tls.validate()?;
         self.validate_paths()
     }
@@ -639,6 +655,7 @@ impl ConfigFile for Config {
         {
             resolve(file);
         }
+        self.export.resolve_paths(base);
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -662,6 +679,7 @@ impl Default for Config {
             raft: RaftConfig::default(),
             mesh: MeshConfig::default(),
             history: HistoryConfig::default(),
+            export: ExportConfig::default(),
         }
     }
 }

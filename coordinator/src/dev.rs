@@ -79,6 +79,22 @@ pub struct DevArgs {
     /// generated and printed once.
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
+    /// Export every measurement and the agreed states with Prometheus
+    /// remote-write to this URL, e.g. http://127.0.0.1:9090/api/v1/write
+    /// (a Prometheus started with --web.enable-remote-write-receiver) or
+    /// VictoriaMetrics' http://127.0.0.1:8428/api/v1/write. Repeatable.
+    #[arg(long = "remote-write", value_name = "URL", value_parser = export_url)]
+    pub remote_write: Vec<url::Url>,
+    /// Export every measurement to InfluxDB: http://127.0.0.1:8086?db=vantage
+    /// (1.x; the database must exist) or
+    /// http://127.0.0.1:8086?org=ORG&bucket=BUCKET&token=TOKEN (2.x).
+    /// Repeatable.
+    #[arg(long, value_name = "URL", value_parser = export_url)]
+    pub influx: Vec<url::Url>,
+}
+
+fn export_url(text: &str) -> Result<url::Url, String> {
+    crate::sinks::export::config::parse_http_url(text)
 }
 
 /// One demo endpoint: a name and the path the demo server answers on.
@@ -216,6 +232,17 @@ fn config(args: &DevArgs, dir: &Path) -> anyhow::Result<Config> {
     let raft_addr = (Ipv4Addr::LOCALHOST, raft_port).into();
     let mut config = Config::single_node(dir.join("coordinator"), args.api, raft_addr, args.http);
     config.admin_token_file = dir.join("admin.token");
+    // Export: named by position, so two targets on one host stay apart.
+    for (i, url) in args.remote_write.iter().enumerate() {
+        let mut target = crate::config::RemoteWriteConfig::at(url.clone());
+        target.name = Some(format!("remote-write-{}", i + 1));
+        config.export.remote_write.push(target);
+    }
+    for (i, url) in args.influx.iter().enumerate() {
+        let mut target = crate::config::InfluxConfig::from_url(url.clone());
+        target.name = Some(format!("influx-{}", i + 1));
+        config.export.influx.push(target);
+    }
     config.validate()?;
     Ok(config)
 }
@@ -273,6 +300,12 @@ fn print_banner(banner: &Banner<'_>, probes: &[String], api_url: &str, webhook: 
                 text.push_str("  secret        the one generated on the first run with this --data-dir\n")
             }
         }
+    }
+    for url in &args.remote_write {
+        text.push_str(&format!("  remote-write  {url}  (every measurement; Prometheus remote-write)\n"));
+    }
+    for url in &args.influx {
+        text.push_str(&format!("  influx        {url}  (every measurement; line protocol)\n"));
     }
     text.push_str("\nTry:\n");
     text.push_str(&format!(

@@ -80,6 +80,9 @@ pub(crate) struct Shared {
     transfer_gate: tokio::sync::RwLock<()>,
     /// Cancelled once the node has stopped.
     stopped: CancellationToken,
+    /// Counts leadership transfers this node started as leader (TSDB
+    /// export flushes its queues on each).
+    transfers: tokio::sync::watch::Sender<u64>,
 }
 
 impl ClusterNode {
@@ -132,6 +135,7 @@ impl ClusterNode {
             operations: TaskTracker::new(),
             transfer_gate: tokio::sync::RwLock::new(()),
             stopped: CancellationToken::new(),
+            transfers: tokio::sync::watch::channel(0).0,
         });
         let server_shutdown = CancellationToken::new();
         let service = RaftGrpc::into_server(raft.clone(), shared.clone());
@@ -206,6 +210,14 @@ impl ClusterNode {
         };
         let applied_term = self.read_local(|applied| applied.last_applied.map(|id| id.leader_id.term));
         (leading && applied_term == Some(term)).then_some(term)
+    }
+
+    /// Counts the leadership transfers this node has started as leader;
+    /// it changes when one starts (the leader has stopped taking writes
+    /// and is about to wait out the followers' lease), so a sink can flush
+    /// what it holds while the transfer waits.
+    pub fn leadership_transfers(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.transfers.subscribe()
     }
 
     /// A read barrier: returns once this node's applied state includes

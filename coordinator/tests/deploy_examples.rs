@@ -150,6 +150,8 @@ fn the_coordinator_example_writes_every_key_with_a_comment_above_it() {
         "admin_token_file",
         "api_addr",
         "data_dir",
+        "export.flush_timeout_ms",
+        "export.state_interval_ms",
         "history.flush_ms",
         "http_addr",
         "mesh.checkpoint_ms",
@@ -179,6 +181,8 @@ fn the_coordinator_example_writes_every_key_with_a_comment_above_it() {
     assert_eq!(mesh, vantage_coordinator::config::MeshConfig::default());
     let raft: vantage_coordinator::config::RaftConfig = table["raft"].clone().try_into().unwrap();
     assert_eq!(raft, vantage_coordinator::config::RaftConfig::default());
+    let export: vantage_coordinator::config::ExportConfig = table["export"].clone().try_into().unwrap();
+    assert_eq!(export, vantage_coordinator::config::ExportConfig::default());
     // The one key not written (it excludes the three files) is explained.
     assert!(text.contains("`insecure = true`"));
     // Each top-level key, [tls] and [raft] key, and table header has a

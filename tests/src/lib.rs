@@ -25,6 +25,10 @@
 //!   with a fault link on every path between them.
 //! - [`webhook_receiver`] — a scripted webhook receiver on loopback and
 //!   Standard Webhooks signature checks (ours and the PyPI reference).
+//! - [`tsdb`] — real Prometheus, VictoriaMetrics and InfluxDB 1.x servers
+//!   from Debian's packages, each in its own temporary directory on free
+//!   loopback ports, read back through their own query APIs; and a
+//!   line-protocol receiver that keeps everything it is sent.
 //! - [`faultnet`] — a network the tests control: [`Link`], a userspace TCP
 //!   proxy that delays, blackholes, cuts one direction, refuses, resets and
 //!   heals at run time; [`faultnet::Island`], a process in its own network
@@ -46,6 +50,7 @@ pub mod http_target;
 pub mod operator;
 pub mod pki;
 pub mod process;
+pub mod tsdb;
 pub mod webhook_receiver;
 
 mod tasks;

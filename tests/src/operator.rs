@@ -168,6 +168,41 @@ impl Deployment {
         format!("127.0.0.1:{}", self.ports[n - 1][2])
     }
 
+    /// GETs `path` from node `n`'s HTTP port (TLS, the cluster CA
+    /// trusted) and parses the JSON answer; errors on a non-200 status.
+    pub fn http_json(&self, n: usize, path: &str) -> anyhow::Result<Value> {
+        use rustls_pki_types::pem::PemObject as _;
+        use std::io::{Read as _, Write as _};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(self.path().join("pki/ca.pem"))? {
+            roots.add(cert?)?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1")?.to_owned();
+        let tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+        let tcp = std::net::TcpStream::connect(self.http_addr(n))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut stream = rustls::StreamOwned::new(tls, tcp);
+        write!(stream, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")?;
+        let mut answer = Vec::new();
+        // A peer closing without close_notify still delivered the body.
+        if let Err(e) = stream.read_to_end(&mut answer) {
+            ensure!(e.kind() == std::io::ErrorKind::UnexpectedEof, "reading {path}: {e}");
+        }
+        let end = answer.windows(4).position(|w| w == b"\r\n\r\n").context("no end of headers")?;
+        let head = String::from_utf8_lossy(&answer[..end]).to_string();
+        ensure!(head.starts_with("HTTP/1.1 200"), "{path}: {}", head.lines().next().unwrap_or(""));
+        let body = &answer[end + 4..];
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            bail!("{path}: chunked answers are not read here");
+        }
+        Ok(serde_json::from_slice(body)?)
+    }
+
     /// Starts (or restarts) node `n`.
     pub fn start_node(&mut self, n: usize) -> anyhow::Result<()> {
         let mut command = Command::new(&self.coordinator);
@@ -191,6 +226,11 @@ impl Deployment {
     pub fn stop_node(&mut self, n: usize, within: Duration) -> anyhow::Result<ExitStatus> {
         let mut node = self.nodes[n - 1].take().with_context(|| format!("node {n} is not running"))?;
         node.terminate(within)
+    }
+
+    /// The process id of node `n`, while it runs.
+    pub fn node_pid(&self, n: usize) -> Option<u32> {
+        self.nodes[n - 1].as_ref().map(ChildGuard::id)
     }
 
     /// The nodes running now.

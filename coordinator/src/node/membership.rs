@@ -192,6 +192,8 @@ impl Shared {
         }
         let _traffic = self.transfer_gate.write().await;
         self.ensure_leader()?;
+        // Sinks holding results (TSDB export) flush while we wait below.
+        self.transfers.send_modify(|n| *n += 1);
         let term = self.raft.metrics().borrow().current_term;
         let failed =
             |reason: String| ForwardError::Failed(ClusterError::TransferFailed { to: target, reason });

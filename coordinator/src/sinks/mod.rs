@@ -1,5 +1,5 @@
-//! Outputs that leave the process: webhooks now, TSDB writers (Prometheus
-//! remote-write, InfluxDB line protocol) next.
+//! Outputs that leave the process: webhooks and TSDB export (Prometheus
+//! remote-write, InfluxDB line protocol).
 //!
 //! Each sink is split by concern, as vector's `src/sinks/` is, so the part
 //! that changes (a body format, a header, a retry rule) has one place:
@@ -14,14 +14,18 @@
 //! - `sink`: what to deliver and when: the queue or outbox, batching,
 //!   backpressure, and what is recorded after a delivery.
 //!
-//! Built so far: [`retry`] (shared by every sink) and the [`webhook`] sink
-//! whole: encoder, request, service and its sink, the alert outbox's
-//! [`webhook::Dispatcher`] (committed transitions, delivered by the
-//! leader). The TSDB writers come with export.
+//! Shared by every sink: [`retry`] (backoff) and [`http`] (one HTTP/1.1
+//! attempt: fresh connection, TLS, timeout, answer cap, outcome
+//! classification). The [`webhook`] sink: encoder, request, service and
+//! the alert outbox's [`webhook::Dispatcher`] (committed transitions,
+//! delivered by the leader). The [`export`] sink: every result and the
+//! agreed state to TSDBs, from the leader's results fan-out.
 //!
 //! Unlike the other sinks to come, the webhook dispatcher reads the
 //! replicated state and commits outcomes, so `sinks` may import `state`
 //! and `node` (see `coordinator/tests/layers.rs`).
 
+pub mod export;
+pub mod http;
 pub mod retry;
 pub mod webhook;

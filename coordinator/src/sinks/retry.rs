@@ -61,6 +61,16 @@ impl RetryPolicy {
     }
 }
 
+/// A uniform draw in `[0, 1)` for the jitter (from the system's CSPRNG,
+/// which is already in the tree; 0.5 if it ever fails).
+pub fn jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,7 @@ use super::encoder::alertmanager_alert;
 use super::events;
 use super::service::{AttemptOutcome, WebhookService};
 use crate::node::ClusterNode;
-use crate::sinks::retry::{Next, RetryPolicy};
+use crate::sinks::retry::{jitter, Next, RetryPolicy};
 use crate::state::{
     Command, CommandResponse, Delivery, DeliveryId, DeliveryOutcome, DeliveryRecord, DeliveryStatus,
     IdempotencyKey, MeshState, Outcome, Request, UnixMillis, WebhookId,
@@ -405,15 +405,6 @@ fn repost_alerts(
         })
         .map(|i| Alert::of_incident(mesh, i, message_id(i.id.0), base_url))
         .collect()
-}
-
-/// A uniform draw in `[0, 1)` for the retry jitter.
-fn jitter() -> f64 {
-    let mut bytes = [0u8; 8];
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
