@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("state", &[]),
     ("results", &[]),
-    // The webhook dispatcher reads the outbox and records outcomes.
-    ("sinks", &["state", "node"]),
+    // The webhook dispatcher reads the outbox and records outcomes; the
+    // exporter subscribes to results.
+    ("sinks", &["state", "node", "results"]),
     ("listener", &[]),
     ("auth", &["state"]),
     ("raft", &["state", "node", "listener"]),
