@@ -42,13 +42,11 @@ const EXPORT_SOURCED: &[&str] = &[
     "vantage_endpoint_state",
 ];
 
-/// Whether the dev coordinator exports to the test's Prometheus.
-///
-/// AFTER MERGING THE EXPORT BRANCH: set this to `true`. The coordinator is
-/// then started with `--remote-write http://127.0.0.1:PORT/api/v1/write`
-/// (see `start_dev`), and every [`EXPORT_SOURCED`] name must exist in
+/// Whether the dev coordinator exports to the test's Prometheus: it is
+/// started with `--remote-write http://127.0.0.1:PORT/api/v1/write` (see
+/// `start_dev`), and every [`EXPORT_SOURCED`] name must exist in
 /// Prometheus as well, like the `/metrics` ones.
-const REMOTE_WRITE: bool = false;
+const REMOTE_WRITE: bool = true;
 
 const REGIONS: [&str; 3] = ["dev-eu", "dev-us", "dev-ap"];
 
@@ -296,6 +294,7 @@ struct Dev {
     http: u16,
     api: u16,
     log: PathBuf,
+    token_file: PathBuf,
 }
 
 fn start_dev(dir: &Path, remote_write: Option<String>) -> Dev {
@@ -308,7 +307,9 @@ fn start_dev(dir: &Path, remote_write: Option<String>) -> Dev {
         .arg("--api")
         .arg(format!("127.0.0.1:{api}"))
         .arg("--http")
-        .arg(format!("127.0.0.1:{http}"));
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--data-dir")
+        .arg(dir.join("dev-data"));
     if let Some(url) = remote_write {
         command.arg("--remote-write").arg(url);
     }
@@ -319,8 +320,11 @@ fn start_dev(dir: &Path, remote_write: Option<String>) -> Dev {
         let connected = REGIONS
             .iter()
             .all(|r| sample(&text, &format!("vantage_mesh_probes_connected{{region=\"{r}\"}}")) == Some(1.0));
+        // The recorder renders a histogram once its samples were drained
+        // (every second), so wait for the first checkpoint's too.
         if connected
             && sample(&text, "vantage_probe_checks_total{trigger=\"slot\"}").is_some_and(|n| n >= 3.0)
+            && text.contains("# TYPE vantage_mesh_checkpoint_seconds histogram")
         {
             break;
         }
@@ -336,7 +340,25 @@ fn start_dev(dir: &Path, remote_write: Option<String>) -> Dev {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    Dev { child, http, api, log }
+    Dev { child, http, api, log, token_file: dir.join("dev-data").join("admin.token") }
+}
+
+/// Adds a `tls://` endpoint checked every second from every dev region,
+/// against a loopback TLS server whose certificate the probes do not trust:
+/// the checks fail, but the leaf is captured, so the export writes its
+/// expiry (`vantage_check_tls_cert_expiry_timestamp_seconds`), which the
+/// plain-HTTP demo endpoints never would.
+fn add_tls_endpoint(dev: &Dev, port: u16) {
+    let output = Command::new(workspace_bin("vantagectl").unwrap())
+        .arg("--server")
+        .arg(format!("http://127.0.0.1:{}", dev.api))
+        .arg("--token-file")
+        .arg(&dev.token_file)
+        .args(["endpoint", "add", "tls-demo", &format!("tls://127.0.0.1:{port}")])
+        .args(["--interval", "1s", "--timeout", "500ms", "--allow-private"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "endpoint add: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 fn promtool_check_metrics(text: &str) {
@@ -409,6 +431,17 @@ fn every_metric_the_dashboard_queries_exists_in_prometheus() {
     let prometheus_port = free_ports(1).unwrap()[0];
     let write_url = format!("http://127.0.0.1:{prometheus_port}/api/v1/write");
     let mut dev = start_dev(dir.path(), REMOTE_WRITE.then(|| write_url.clone()));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pki = vantage_tests::pki::TestPki::new().unwrap();
+    let tls_target = {
+        let _entered = runtime.enter();
+        vantage_tests::http_target::HttpTarget::start(vantage_tests::http_target::TargetOptions {
+            tls: Some(pki.server_config(vantage_tests::pki::Leaf::Valid, &[b"http/1.1"])),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    add_tls_endpoint(&dev, tls_target.addr().port());
 
     // A probe agent with metrics_addr; its token is refused (dev knows only
     // its own probes), which leaves its /metrics serving all the same.
