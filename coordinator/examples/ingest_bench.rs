@@ -237,7 +237,8 @@ fn config(dir: &std::path::Path, args: &Args) -> anyhow::Result<Config> {
     config.peers =
         vec![Peer { id: 1, api_addr: config.api_addr, raft_addr: config.raft_addr, dial_raft_addr: None }];
     for (i, url) in args.remote_write.iter().enumerate() {
-        let url = vantage_coordinator::sinks::export::config::parse_http_url(url).map_err(anyhow::Error::msg)?;
+        let url =
+            vantage_coordinator::sinks::export::config::parse_http_url(url).map_err(anyhow::Error::msg)?;
         let mut target = vantage_coordinator::config::RemoteWriteConfig::at(url);
         target.name = Some(format!("bench-{}", i + 1));
         target.batch_size = args.export_batch;
