@@ -89,13 +89,13 @@ fn syntax_and_schema_errors_name_the_key_and_line() {
             "unknown top-level key, with a suggestion",
             edit("raft_addr = \"127.0.0.1:7401\"\nhttp", "raft_adr = \"127.0.0.1:7401\"\nhttp"),
             "coordinator.toml:4: unknown key \"raft_adr\" in the top level: did you mean \"raft_addr\"? \
-             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh)",
+             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh, export)",
         ),
         (
             "unknown key without a close match",
             edit("admin_token_file = \"admin.token\"\n", "admin_token_file = \"admin.token\"\ncolour = 1\n"),
             "coordinator.toml:7: unknown key \"colour\" in the top level \
-             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh)",
+             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh, export)",
         ),
         (
             "unknown key in the second [[peers]]",
@@ -120,7 +120,7 @@ fn syntax_and_schema_errors_name_the_key_and_line() {
             "unknown table",
             edit("[raft]", "[rafts]"),
             "coordinator.toml:21: unknown key \"rafts\" in the top level: did you mean \"raft\"? \
-             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh)",
+             (expected one of node_id, data_dir, api_addr, raft_addr, http_addr, admin_token_file, peers, tls, raft, mesh, export)",
         ),
         (
             "invalid socket address",

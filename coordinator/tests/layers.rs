@@ -7,7 +7,7 @@
 //! state ← raft/node (the cluster) ← mesh ← admin ← app
 //!   ▲              ▲                        │
 //!   └──── sinks ───┘ (the webhook dispatcher) ◄┘ (webhook test)
-//!              results (no coordinator deps)   http ← app
+//!              results (no coordinator deps) ◄── sinks (TSDB export)   http ← app
 //! ```
 
 use std::collections::BTreeSet;
@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("state", &[]),
     ("results", &[]),
-    // The webhook dispatcher reads the outbox and records outcomes.
-    ("sinks", &["state", "node"]),
+    // The webhook dispatcher reads the outbox and records outcomes; TSDB
+    // export subscribes to the results fan-out (`results::ResultSink`) and
+    // reads names and agreed states from the state.
+    ("sinks", &["state", "node", "results"]),
     ("listener", &[]),
     ("auth", &["state"]),
     ("raft", &["state", "node", "listener"]),
