@@ -104,6 +104,17 @@ struct Args {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also export every result with Prometheus remote-write to this URL
+    /// (e.g. a VictoriaMetrics' http://127.0.0.1:8428/api/v1/write);
+    /// repeatable. The run fails if any sample is dropped or fails.
+    #[arg(long = "remote-write", value_name = "URL")]
+    remote_write: Vec<String>,
+    /// Samples per export request.
+    #[arg(long, default_value_t = 10_000)]
+    export_batch: usize,
+    /// Samples each export queue holds.
+    #[arg(long, default_value_t = 1_000_000)]
+    export_queue: usize,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -170,7 +181,7 @@ fn run(args: &Args, counters: &CountingRecorder) -> anyhow::Result<Report> {
     let probes_rt = runtime(PROBE_THREADS, args.probe_threads)?;
     let dir =
         tempfile::Builder::new().prefix("vantage-ingest-").tempdir().context("a temporary directory")?;
-    let config = config(dir.path())?;
+    let config = config(dir.path(), args)?;
     let admin_token = vantage_coordinator::auth::generate_token()?;
     let auth = AdminAuth::new(token_hash(&admin_token));
     let stop = CancellationToken::new();
@@ -189,11 +200,30 @@ fn run(args: &Args, counters: &CountingRecorder) -> anyhow::Result<Report> {
     }
     probes_rt.shutdown_timeout(Duration::from_secs(5));
     coordinator_rt.shutdown_timeout(Duration::from_secs(5));
-    outcome
+    let mut report = outcome?;
+    if !args.remote_write.is_empty() {
+        // After the coordinator's stop, which flushed every queue.
+        report.export_counters = counters.matching("vantage_export_samples_");
+        for kind in ["dropped", "failed"] {
+            let n = counters.total(&format!("vantage_export_samples_{kind}_total"));
+            if n > 0 {
+                eprintln!("!!! {n} export samples {kind}");
+                report.problems.push(format!("{n} export samples {kind}"));
+            }
+        }
+        let sent = counters.total("vantage_export_samples_sent_total");
+        // 9 samples per simulated result (success, 6 phases, status, certificate).
+        let expected = report.results_acked * 9;
+        if sent < expected {
+            eprintln!("!!! {sent} export samples sent, expected at least {expected}");
+            report.problems.push(format!("{sent} export samples sent of {expected}"));
+        }
+    }
+    Ok(report)
 }
 
 /// A single-node, plaintext configuration on free loopback ports.
-fn config(dir: &std::path::Path) -> anyhow::Result<Config> {
+fn config(dir: &std::path::Path, args: &Args) -> anyhow::Result<Config> {
     let free = || -> anyhow::Result<SocketAddr> {
         Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?)
     };
@@ -206,6 +236,17 @@ fn config(dir: &std::path::Path) -> anyhow::Result<Config> {
     config.admin_token_file = dir.join("admin.token");
     config.peers =
         vec![Peer { id: 1, api_addr: config.api_addr, raft_addr: config.raft_addr, dial_raft_addr: None }];
+    for (i, url) in args.remote_write.iter().enumerate() {
+        let url =
+            vantage_coordinator::sinks::export::config::parse_http_url(url).map_err(anyhow::Error::msg)?;
+        let mut target = vantage_coordinator::config::RemoteWriteConfig::at(url);
+        target.name = Some(format!("bench-{}", i + 1));
+        target.batch_size = args.export_batch;
+        target.queue_capacity = args.export_queue;
+        config.export.remote_write.push(target);
+    }
+    // Long enough for the queues to drain at the end of the run.
+    config.export.flush_timeout_ms = 30_000;
     config.validate()?;
     Ok(config)
 }
@@ -304,6 +345,7 @@ async fn drive(
 
     tokio::time::sleep(args.warmup).await;
     let start = Snapshot::take(&totals);
+    let exported_at_start = counters.total("vantage_export_samples_sent_total");
     totals.measuring.store(true, Ordering::SeqCst);
     let mut last = Snapshot::take(&totals);
     let window_end = Instant::now() + args.duration;
@@ -324,6 +366,7 @@ async fn drive(
     }
     totals.measuring.store(false, Ordering::SeqCst);
     let end = Snapshot::take(&totals);
+    let exported = counters.total("vantage_export_samples_sent_total") - exported_at_start;
 
     // Drain: stop sending, wait for every probe's last ack.
     stop.cancel();
@@ -336,7 +379,9 @@ async fn drive(
         let outcome = joined.context("a simulated probe panicked")??;
         outcomes.insert(outcome.name.clone(), outcome);
     }
-    Ok(Report::new(args, &start, &end, &outcomes, &totals, counters))
+    let mut report = Report::new(args, &start, &end, &outcomes, &totals, counters);
+    report.export_samples_per_s = exported as f64 / report.measured_s.max(1e-9);
+    Ok(report)
 }
 
 /// What one simulated probe needs to connect.
@@ -925,6 +970,10 @@ struct Report {
     results_sent: u64,
     results_acked: u64,
     coordinator_counters: BTreeMap<String, u64>,
+    /// Export samples written per second in the window (0 without export).
+    export_samples_per_s: f64,
+    /// `vantage_export_samples_*` after the coordinator stopped.
+    export_counters: BTreeMap<String, u64>,
     cpus: usize,
     problems: Vec<String>,
 }
@@ -1022,6 +1071,8 @@ impl Report {
             results_sent,
             results_acked,
             coordinator_counters: counters.matching("vantage_mesh_"),
+            export_samples_per_s: 0.0,
+            export_counters: BTreeMap::new(),
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             problems,
         }
@@ -1072,6 +1123,13 @@ impl Report {
             "  whole run       {} results sent, {} acknowledged; coordinator counters {:?}",
             self.results_sent, self.results_acked, self.coordinator_counters
         )?;
+        if !self.export_counters.is_empty() {
+            writeln!(
+                out,
+                "  export          {:.0} samples/s written in the window; after the flush {:?}",
+                self.export_samples_per_s, self.export_counters
+            )?;
+        }
         writeln!(
             out,
             "  verdict         {}",

@@ -31,8 +31,10 @@
 //! - [`results`]: where accepted results go: [`results::ResultSink`],
 //!   [`results::FanOut`], [`results::MemorySink`].
 //! - [`sinks`]: outputs that leave the process, split by concern (retry
-//!   policy; the webhook sink: alert, encoder, request, service and the
-//!   outbox [`sinks::webhook::Dispatcher`] on the leader).
+//!   policy and the shared HTTP client; the webhook sink: alert, encoder,
+//!   request, service and the outbox [`sinks::webhook::Dispatcher`] on the
+//!   leader; TSDB export: [`sinks::export::Exporter`], Prometheus
+//!   remote-write and InfluxDB line protocol from the leader).
 //! - [`admin`]: the AdminService over a [`admin::Cluster`].
 //! - [`http`]: `/healthz`, `/api/endpoints`, `/api/incidents` and
 //!   `/metrics` on `http_addr`, from this node's own state.

@@ -4,9 +4,9 @@
 //! The mesh validates and de-duplicates a probe's results
 //! (`mesh/results.rs`), then gives each accepted batch to one sink — the
 //! fan-out the runtime builds — before the batch is acknowledged. Each
-//! consumer (the latest-results view for `/api/endpoints` today; agreement,
-//! history rollups and TSDB export next) subscribes here without touching
-//! the stream code.
+//! consumer (the latest-results view for `/api/endpoints`, agreement, TSDB
+//! export; history rollups next) subscribes here without touching the
+//! stream code.
 //!
 //! Modules: [`memory`] ([`MemorySink`], the recent results per endpoint).
 //!
