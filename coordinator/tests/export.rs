@@ -1,6 +1,7 @@
 //! `[export]` in `coordinator.toml`: defaults, every refusal naming its
 //! file, line and key (an export URL that does not parse among them), and
 //! `vantage-coordinator run` exiting 2 on one before binding anything.
+//! `deploy/prometheus/remote-write.coordinator.toml` parses as it is.
 //! The sink itself is tested against real TSDBs in `tests/tests/export.rs`
 //! and against a scripted receiver in `src/sinks/export/tests.rs`.
 
@@ -165,4 +166,15 @@ fn run_exits_2_on_an_export_url_that_does_not_parse_and_names_the_line() {
         "{stderr}"
     );
     assert!(!dir.path().join("admin.token").exists(), "nothing was created before the refusal");
+}
+
+#[test]
+fn the_deploy_remote_write_example_parses_with_the_keys_it_shows() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/prometheus/remote-write.coordinator.toml");
+    let example = std::fs::read_to_string(path).unwrap();
+    let config = Config::parse(&with(&example), "coordinator.toml").unwrap_or_else(|e| panic!("{e}"));
+    let target = &config.export.remote_write[0];
+    assert_eq!(target.settings().name, "prometheus");
+    assert_eq!(target.username.as_deref(), Some("vantage"));
+    assert_eq!(target.headers["X-Scope-OrgID"], "vantage");
 }
