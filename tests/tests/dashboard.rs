@@ -361,6 +361,20 @@ fn add_tls_endpoint(dev: &Dev, port: u16) {
     assert!(output.status.success(), "endpoint add: {}", String::from_utf8_lossy(&output.stderr));
 }
 
+/// The jobs whose `up` is 1 in Prometheus now, and the raw answer.
+fn jobs_up(prometheus_port: u16) -> (BTreeSet<String>, String) {
+    let body = http_get(prometheus_port, "/api/v1/query?query=up").map(|(_, _, b)| b).unwrap_or_default();
+    let up: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let jobs = up["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["value"][1] == "1")
+        .filter_map(|r| r["metric"]["job"].as_str().map(str::to_owned))
+        .collect();
+    (jobs, body)
+}
+
 fn promtool_check_metrics(text: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -500,7 +514,9 @@ fn every_metric_the_dashboard_queries_exists_in_prometheus() {
             .flatten()
             .filter_map(|n| n.as_str().map(str::to_owned))
             .collect();
-        if expected.is_subset(&known) {
+        // Every name, and both jobs scraped at least once (the probe's
+        // first scrape may come after the coordinator's names are all in).
+        if expected.is_subset(&known) && jobs_up(prometheus_port).0.len() == 2 {
             break known;
         }
         assert!(
@@ -510,8 +526,9 @@ fn every_metric_the_dashboard_queries_exists_in_prometheus() {
         );
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "names the dashboard uses that Prometheus does not have after 60 s: {:?}\n(targets: {:?})",
+            "after 60 s, names the dashboard uses that Prometheus does not have: {:?}; jobs up: {:?}\n(targets: {:?})",
             expected.difference(&known).collect::<Vec<_>>(),
+            jobs_up(prometheus_port).0,
             http_get(prometheus_port, "/api/v1/targets").map(|(_, _, b)| b)
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -520,15 +537,7 @@ fn every_metric_the_dashboard_queries_exists_in_prometheus() {
     for name in ["vantage_raft_applied_index", "vantage_probe_spool_records"] {
         assert!(known.contains(name), "{name}");
     }
-    let (_, _, up) = http_get(prometheus_port, "/api/v1/query?query=up").unwrap();
-    let up: Value = serde_json::from_str(&up).unwrap();
-    let jobs_up: BTreeSet<String> = up["data"]["result"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["value"][1] == "1")
-        .filter_map(|r| r["metric"]["job"].as_str().map(str::to_owned))
-        .collect();
+    let (jobs_up, up) = jobs_up(prometheus_port);
     assert_eq!(jobs_up, set(&["vantage-coordinator", "vantage-probe"]), "{up}");
 
     // What Prometheus lacks is exactly the export's names: the dashboard
