@@ -161,3 +161,44 @@ fn t10_history_reads_the_same_on_every_node_across_a_leader_kill_a_restart_and_a
     assert!(all.windows(2).all(|w| w[0] == w[1]), "the joiner reads the same history as the others");
     stop.cancel();
 }
+
+#[test]
+fn t20_a_leadership_transfer_flushes_the_rollups_at_once() {
+    harness::init_tracing();
+    let cluster = Cluster::start(3);
+    let leader = cluster.wait_for_leader(&[1, 2, 3], SETTLE);
+    cluster.write(leader, add_region("eu")).expect("region added");
+    let mut spec = EndpointSpec::new("api".to_string(), "http://127.0.0.1:9/".to_string());
+    spec.regions = ["eu".to_string()].into_iter().collect();
+    cluster
+        .write(
+            leader,
+            Request {
+                idempotency_key: IdempotencyKey("add-api".into()),
+                issued_at: UnixMillis::from(SystemTime::now() - Duration::from_secs(3600)),
+                command: Command::AddEndpoint(spec),
+            },
+        )
+        .expect("endpoint added");
+    let endpoint_id = cluster.node(leader).read_local(|s| s.mesh.endpoint_by_name("api").unwrap().id.0);
+    // An hour between flushes: only the transfer can flush within the test.
+    let options = HistoryOptions { flush_every: Duration::from_secs(3600), ..Default::default() };
+    let roller = Roller::new(cluster.node(leader).clone(), Arc::new(SystemWallClock), options);
+    let stop = CancellationToken::new();
+    let (task_roller, task_stop) = (roller.clone(), stop.clone());
+    cluster.on(leader, |_| async move {
+        tokio::spawn(task_roller.run(task_stop));
+    });
+    roller.accept(&(0..5u64).map(|i| result(endpoint_id, i + 1, "eu", 100, true)).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        checks(&history(&cluster, leader, UnixMillis::from(SystemTime::now())).expect("history")),
+        0,
+        "nothing flushed before the transfer"
+    );
+    let new_leader =
+        cluster.on(leader, |node| async move { node.transfer_leadership(None).await }).expect("transferred");
+    assert_ne!(new_leader, leader);
+    settled(&cluster, &[1, 2, 3], 5);
+    stop.cancel();
+}

@@ -8,7 +8,7 @@
 //! checkpoint commits, which is before their rollup does, so a leader
 //! that dies (SIGKILL, power) loses the rollups of at most one flush
 //! interval; history then undercounts those checks. A stopping leader
-//! (SIGTERM) flushes first, and a deposed one flushes too (its write is
+//! (SIGTERM) and one handing leadership over flush first, and a deposed one flushes too (its write is
 //! forwarded to the new leader), each batch under its own origin so it
 //! never collides with the new leader's. A write whose outcome is unknown
 //! is retried with the same batch number, so it counts once.
@@ -82,9 +82,13 @@ impl Roller {
         let mut tick = tokio::time::interval(self.options.flush_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut transfers = self.node.leadership_transfers();
         loop {
+            // A leadership transfer flushes at once: the write waits out the
+            // hand-over and lands on the new leader (forwarded).
             let stopping = tokio::select! {
                 _ = tick.tick() => false,
+                Ok(()) = transfers.changed() => false,
                 () = shutdown.cancelled() => true,
             };
             // Flush until nothing is left (a batch holds at most
