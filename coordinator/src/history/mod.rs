@@ -56,8 +56,10 @@ pub struct Roller {
 
 #[derive(Default)]
 struct Pending {
-    /// (endpoint, region, hour) → merged rollup, since the last flush.
-    rows: HashMap<(u64, String, u32), Rollup>,
+    /// (endpoint, hour) → per region, the merged rollup since the last
+    /// flush. Regions are few, so a short list found by name costs no
+    /// allocation per result (only the first of each region and hour).
+    rows: HashMap<(u64, u32), Vec<(String, Rollup)>>,
     /// The term the rows were rolled up in (the leader's).
     term: Option<u64>,
 }
@@ -127,14 +129,18 @@ impl Roller {
             return None;
         }
         let origin = BatchOrigin { term: state.term.unwrap_or(0), node: self.node.id() };
-        let take: Vec<(u64, String, u32)> = state.rows.keys().take(MAX_ROWS_PER_BATCH).cloned().collect();
-        let mut rows: Vec<RollupRow> = take
-            .into_iter()
-            .filter_map(|key| {
-                let rollup = state.rows.remove(&key)?;
-                Some(RollupRow { endpoint: EndpointId(key.0), region: key.1, hour: key.2, rollup })
-            })
-            .collect();
+        let mut rows: Vec<RollupRow> = Vec::new();
+        let keys: Vec<(u64, u32)> = state.rows.keys().copied().collect();
+        for key in keys {
+            let regions = state.rows.get(&key).map_or(0, Vec::len);
+            if rows.len() + regions > MAX_ROWS_PER_BATCH {
+                break;
+            }
+            let (endpoint, hour) = key;
+            for (region, rollup) in state.rows.remove(&key).unwrap_or_default() {
+                rows.push(RollupRow { endpoint: EndpointId(endpoint), region, hour, rollup });
+            }
+        }
         rows.sort_by(|a, b| (a.hour, a.endpoint, &a.region).cmp(&(b.hour, b.endpoint, &b.region)));
         // Numbers continue from what the state applied for this origin, so
         // a restarted roller never reuses one.
@@ -191,11 +197,15 @@ impl ResultSink for Roller {
                 continue;
             }
             let hour = Granularity::Hour.period_of(UnixMillis::from(result.started_at));
-            state
-                .rows
-                .entry((observation.endpoint_id, accepted.region.clone(), hour))
-                .or_default()
-                .record(result);
+            let regions = state.rows.entry((observation.endpoint_id, hour)).or_default();
+            match regions.iter_mut().find(|(region, _)| *region == accepted.region) {
+                Some((_, rollup)) => rollup.record(result),
+                None => {
+                    let mut rollup = Rollup::default();
+                    rollup.record(result);
+                    regions.push((accepted.region.clone(), rollup));
+                }
+            }
         }
     }
 }

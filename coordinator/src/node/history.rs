@@ -41,44 +41,42 @@ pub fn read_endpoint_history(
     window: Window,
     now: UnixMillis,
 ) -> Result<EndpointHistory, HistoryError> {
-    {
-        let (id, mut inputs) = reader
-            .read(|applied| {
-                let mesh = &applied.mesh;
-                let endpoint = mesh.endpoint_by_name(name)?;
-                let incidents = mesh
-                    .incidents()
-                    .values()
-                    .filter(|i| i.endpoint == endpoint.id)
-                    .map(|i| IncidentSpan {
-                        id: i.id.0,
-                        kind: i.kind.as_str().to_string(),
-                        opened_at: i.opened_at,
-                        resolved_at: i.resolved_at,
-                    })
-                    .collect();
-                let maintenance = mesh
-                    .maintenance_windows()
-                    .values()
-                    .filter(|w| w.spec.applies_to(endpoint.id, &endpoint.spec.labels))
-                    .map(|w| Span::new(w.spec.starts_at, w.spec.ends_at))
-                    .collect();
-                Some((
-                    endpoint.id,
-                    HistoryInputs {
-                        endpoint: endpoint.spec.name.clone(),
-                        monitored_since: endpoint.created_at,
-                        incidents,
-                        maintenance,
-                        rollups: Default::default(),
-                    },
-                ))
-            })
-            .ok_or_else(|| HistoryError::UnknownEndpoint(name.to_string()))?;
-        inputs.rollups = reader
-            .history()
-            .read(id, window.resolution(), window.periods(now))
-            .map_err(|e| HistoryError::Storage(e.to_string()))?;
-        Ok(inputs.build(window, now))
-    }
+    let (id, mut inputs) = reader
+        .read(|applied| {
+            let mesh = &applied.mesh;
+            let endpoint = mesh.endpoint_by_name(name)?;
+            let incidents = mesh
+                .incidents()
+                .values()
+                .filter(|i| i.endpoint == endpoint.id)
+                .map(|i| IncidentSpan {
+                    id: i.id.0,
+                    kind: i.kind.as_str().to_string(),
+                    opened_at: i.opened_at,
+                    resolved_at: i.resolved_at,
+                })
+                .collect();
+            let maintenance = mesh
+                .maintenance_windows()
+                .values()
+                .filter(|w| w.spec.applies_to(endpoint.id, &endpoint.spec.labels))
+                .map(|w| Span::new(w.spec.starts_at, w.spec.ends_at))
+                .collect();
+            Some((
+                endpoint.id,
+                HistoryInputs {
+                    endpoint: endpoint.spec.name.clone(),
+                    monitored_since: endpoint.created_at,
+                    incidents,
+                    maintenance,
+                    rollups: Default::default(),
+                },
+            ))
+        })
+        .ok_or_else(|| HistoryError::UnknownEndpoint(name.to_string()))?;
+    inputs.rollups = reader
+        .history()
+        .read(id, window.resolution(), window.periods(now))
+        .map_err(|e| HistoryError::Storage(e.to_string()))?;
+    Ok(inputs.build(window, now))
 }

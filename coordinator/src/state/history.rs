@@ -106,22 +106,19 @@ pub(super) fn record_rollups(
         ledger.last_batch.pop_first();
     }
     ledger.last_batch_at = at;
-    let rows = rows_to_store(state, at, batch).count() as u64;
+    let rows = rows_to_store(state, at, batch).into_iter().filter(|&keep| keep).count() as u64;
     Ok(Outcome::RollupsRecorded { batch: batch.batch, rows, duplicate: false })
 }
 
-/// The rows of an applied (not duplicate) batch that storage writes:
-/// those of endpoints that exist, for hours still kept at `at`.
-pub fn rows_to_store<'a>(
-    state: &'a MeshState,
-    at: UnixMillis,
-    batch: &'a RollupBatch,
-) -> impl Iterator<Item = &'a RollupRow> + 'a {
+/// Which rows of an applied (not duplicate) batch storage writes: those
+/// of endpoints that exist, for hours still kept at `at`; one flag per row.
+pub fn rows_to_store(state: &MeshState, at: UnixMillis, batch: &RollupBatch) -> Vec<bool> {
     let oldest = Granularity::Hour.oldest_kept(at);
     batch
         .rows
         .iter()
-        .filter(move |row| row.hour >= oldest && state.tables.endpoints.contains_key(&row.endpoint))
+        .map(|row| row.hour >= oldest && state.tables.endpoints.contains_key(&row.endpoint))
+        .collect()
 }
 
 fn ser_rollup<S: Serializer>(rollup: &Rollup, serializer: S) -> Result<S::Ok, S::Error> {

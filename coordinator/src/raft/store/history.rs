@@ -346,11 +346,12 @@ fn read_record(input: &mut impl Read) -> io::Result<Option<Record>> {
         2 => true,
         other => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown row kind {other}"))),
     };
-    let mut fixed = [0u8; 13];
-    input.read_exact(&mut fixed)?;
-    let period = u32::from_le_bytes(fixed[0..4].try_into().expect("4 bytes"));
-    let endpoint = u64::from_le_bytes(fixed[4..12].try_into().expect("8 bytes"));
-    let mut region = vec![0u8; usize::from(fixed[12])];
+    let (mut period, mut endpoint, mut region_len) = ([0u8; 4], [0u8; 8], [0u8; 1]);
+    input.read_exact(&mut period)?;
+    input.read_exact(&mut endpoint)?;
+    input.read_exact(&mut region_len)?;
+    let (period, endpoint) = (u32::from_le_bytes(period), u64::from_le_bytes(endpoint));
+    let mut region = vec![0u8; usize::from(region_len[0])];
     input.read_exact(&mut region)?;
     let region = String::from_utf8(region)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "region name is not UTF-8"))?;

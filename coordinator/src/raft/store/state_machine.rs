@@ -26,8 +26,8 @@ use super::history::HistoryStore;
 use super::snapshot_file::{self, LoadedSnapshot};
 use super::{storage_failure, StoreError};
 use crate::raft::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::state::history::{rows_to_store, RollupRow};
-use crate::state::{snapshot, Command, CommandResponse, MeshState, Outcome};
+use crate::state::history::rows_to_store;
+use crate::state::{snapshot, Command, CommandResponse, MeshState, Outcome, Request};
 
 /// What the state machine holds: the mesh and how far it has applied.
 #[derive(Debug, Clone, Default)]
@@ -169,41 +169,41 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut responses = Vec::new();
         for entry in entries {
             let index = entry.log_id.index;
-            let (response, rollups) = {
+            let (response, request, keep) = {
                 let mut applied = self.shared.write()?;
                 applied.last_applied = Some(entry.log_id);
                 match entry.payload {
-                    EntryPayload::Blank => (CommandResponse::Empty, None),
+                    EntryPayload::Blank => (CommandResponse::Empty, None, None),
                     EntryPayload::Normal(request) => {
                         let response = applied.mesh.apply(&request);
-                        let rollups = match (&request.command, &response) {
+                        // Which rows to write is decided with the state at hand;
+                        // the rows themselves stay in the request (no copy).
+                        let keep = match (&request.command, &response) {
                             (
                                 Command::RecordRollups(batch),
                                 CommandResponse::Applied(Outcome::RollupsRecorded {
                                     duplicate: false, ..
                                 }),
-                            ) => Some((
-                                request.issued_at,
-                                rows_to_store(&applied.mesh, request.issued_at, batch)
-                                    .cloned()
-                                    .collect::<Vec<RollupRow>>(),
-                            )),
+                            ) => Some(rows_to_store(&applied.mesh, request.issued_at, batch)),
                             _ => None,
                         };
-                        (response, rollups)
+                        (response, Some(request), keep)
                     }
                     EntryPayload::Membership(membership) => {
                         applied.last_membership = StoredMembership::new(Some(entry.log_id), membership);
-                        (CommandResponse::Empty, None)
+                        (CommandResponse::Empty, None, None)
                     }
                 }
             };
-            if let Some((at, rows)) = rollups {
+            if let (Some(Request { issued_at, command: Command::RecordRollups(batch), .. }), Some(keep)) =
+                (&request, &keep)
+            {
                 // Outside the state lock: readers of the mesh never wait for
                 // redb; the gate keeps snapshots consistent. Once a minute.
+                let rows = batch.rows.iter().zip(keep).filter(|(_, &k)| k).map(|(row, _)| row);
                 self.shared
                     .history
-                    .apply(index, at, rows.iter())
+                    .apply(index, *issued_at, rows)
                     .map_err(|e| storage_failure(ErrorSubject::Apply(entry.log_id), ErrorVerb::Write, &e))?;
             }
             responses.push(response);
@@ -315,9 +315,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let meta = SnapshotMeta { last_log_id: last_applied, last_membership, snapshot_id };
         let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
         let mut current = self.shared.current_snapshot.lock().await;
-        if current.as_ref().is_some_and(|existing| existing.last_log_id > meta.last_log_id) {
+        if let Some(existing) = current.clone().filter(|existing| existing.last_log_id > meta.last_log_id) {
             // A newer snapshot was installed meanwhile; it stands.
-            let existing = current.clone().expect("checked");
             drop(current);
             return self.shared.open_current(existing).await;
         }

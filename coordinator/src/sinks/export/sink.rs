@@ -212,13 +212,13 @@ impl TargetQueue {
         }
         let mut batch = Vec::new();
         let mut taken = 0;
-        while let Some((_, record)) = queue.records.front() {
-            let n = record.samples();
+        while let Some(n) = queue.records.front().map(|(_, record)| record.samples()) {
             if taken + n > self.batch_size && !batch.is_empty() {
                 break;
             }
+            let Some((_, record)) = queue.records.pop_front() else { break };
             taken += n;
-            batch.push(queue.records.pop_front().map(|(_, r)| r).expect("front exists"));
+            batch.push(record);
         }
         queue.samples -= taken;
         queue.in_flight += taken;
